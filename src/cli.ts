@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+// tcpgate's command line: arguments, start-up and signals. Everything else lives elsewhere.
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { parseArgs } from "node:util";
+import { formatHostPort, parseListenAddress, parseTargetAddress } from "./config/address.ts";
+import { type LoadResult, loadConfigFile, parseConfig } from "./config/load.ts";
+import { summarise } from "./config/summary.ts";
+import { Gateway, StartError } from "./gateway.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { LOG_LEVELS } from "./config/schema.ts";
+
+const USAGE = `Usage:
+  tcpgate <listen-host> <listen-port> <target-host> <target-port>   quick mode, no config file
+  tcpgate --config proxy.yaml            run from a config file (-c)
+  tcpgate --config proxy.yaml --check    validate the file, print a summary, bind nothing
+
+Options:
+  -c, --config <file>     the YAML config file
+      --check             validate only: exit 0 with a summary, or 1 with the errors
+      --no-watch          do not watch the config file for changes
+      --log-level <level> trace | debug | info | warn | error (overrides log.level)
+      --pretty            human-readable logs instead of JSON lines
+  -v, --version           print the version
+  -h, --help              print this help`;
+
+class UsageError extends Error {}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function parseCommandLine(argv: string[]) {
+  let parsed: ReturnType<typeof parse>;
+  const parse = () =>
+    parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: "string", short: "c" },
+        check: { type: "boolean" },
+        "no-watch": { type: "boolean" },
+        "log-level": { type: "string" },
+        pretty: { type: "boolean" },
+        version: { type: "boolean", short: "v" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  try {
+    parsed = parse();
+  } catch (error) {
+    throw new UsageError((error as Error).message.split("\n")[0]);
+  }
+  const { values, positionals } = parsed;
+  const level = values["log-level"];
+  if (level !== undefined && !(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(", ")}`);
+  }
+  if (values.help || values.version) return { ...values, positionals };
+  if (values.config === undefined && positionals.length !== 4) {
+    throw new UsageError(positionals.length === 0 ? "give --config <file> or four quick-mode arguments" : `quick mode takes 4 arguments, got ${positionals.length}`);
+  }
+  if (values.config !== undefined && positionals.length > 0) throw new UsageError("--config and quick-mode arguments exclude each other");
+  if (values.check && values.config === undefined) throw new UsageError("--check needs --config <file>");
+  return { ...values, positionals };
+}
+
+/** Quick mode: the seed's four arguments become a one-listener config. */
+function quickConfig(positionals: string[]): LoadResult {
+  const [listenHost = "", listenPort = "", targetHost = "", targetPort = ""] = positionals;
+  const join = (host: string, port: string) => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`);
+  const listen = parseListenAddress(join(listenHost, listenPort));
+  if (!listen.ok) throw new UsageError(`listen address: ${listen.error}`);
+  const target = parseTargetAddress(join(targetHost, targetPort));
+  if (!target.ok) throw new UsageError(`target address: ${target.error}`);
+  const config = { version: 1, listeners: [{ name: "quick", listen: formatHostPort(listen.value), targets: [formatHostPort(target.value)] }] };
+  return parseConfig(JSON.stringify(config), "arguments");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseCommandLine(argv);
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (options.version) {
+    process.stdout.write(`tcpgate ${version()}\n`);
+    return 0;
+  }
+  const loaded = options.config === undefined ? quickConfig(options.positionals) : await loadConfigFile(options.config);
+  if (!loaded.ok) {
+    for (const line of loaded.errors) process.stderr.write(`${line}\n`);
+    return 1;
+  }
+  if (options.check) {
+    process.stdout.write(`${summarise(loaded.config, basename(options.config ?? ""))}\n`);
+    return 0;
+  }
+
+  const log = createLogger({ level: options["log-level"] ?? loaded.config.logLevel, pretty: options.pretty ?? false });
+  const gateway = new Gateway(log);
+  try {
+    await gateway.start(loaded.config);
+  } catch (error) {
+    if (error instanceof StartError) {
+      process.stderr.write(`tcpgate: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+  log.info({ version: version(), config: options.config ?? "arguments" }, "tcpgate started");
+  return await untilShutdown(gateway, log, loaded.config.shutdownTimeoutMs);
+}
+
+function untilShutdown(gateway: Gateway, log: Logger, timeoutMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.warn({ signal }, "second signal: closing every bridge now");
+        gateway.closeAllBridges();
+        return;
+      }
+      stopping = true;
+      log.info({ signal }, "shutting down");
+      gateway.shutdown(timeoutMs).then(() => {
+        log.info("stopped");
+        resolve(0);
+      });
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+    // Node exits on SIGHUP by default; reloading is not built yet, so it must not kill the proxy.
+    process.on("SIGHUP", () => log.warn("SIGHUP ignored: reloading the config is not supported yet"));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Open handles (a stuck socket) must not keep a finished process alive.
+    if (code === 0 || code === 1) setImmediate(() => process.exit(code));
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`tcpgate: ${error.message}\nTry 'tcpgate --help'.\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`tcpgate: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

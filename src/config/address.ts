@@ -1,0 +1,155 @@
+// Strict parsing of the address forms a config may hold. Everything an operator writes
+// is read one way only: "127.1", "010.0.0.1" or "0x7f.0.0.1" mean different things to
+// different tools, so they are refused rather than guessed at.
+import ipaddr from "ipaddr.js";
+
+export type Family = 4 | 6;
+
+export interface HostPort {
+  /** IP literal (no brackets) or host name; "" for all interfaces. */
+  readonly host: string;
+  readonly port: number;
+  /** 4 or 6 for an IP literal; undefined for a host name or all interfaces. */
+  readonly family: Family | undefined;
+}
+
+export interface Cidr {
+  readonly family: Family;
+  readonly address: ipaddr.IPv4 | ipaddr.IPv6;
+  readonly prefix: number;
+  /** Canonical text, e.g. "10.0.0.0/8" or "2001:db8::/32". */
+  readonly text: string;
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
+
+const DECIMAL_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
+const HOST_NAME =
+  /^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+export function parseIPv4(text: string): Parsed<ipaddr.IPv4> {
+  const parts = text.split(".");
+  if (parts.length !== 4 || !parts.every((p) => DECIMAL_OCTET.test(p) && Number(p) <= 255)) {
+    return fail(`"${text}" is not an IPv4 address (four decimal numbers 0-255, no leading zeros)`);
+  }
+  return ok(ipaddr.IPv4.parse(text));
+}
+
+export function parseIPv6(text: string): Parsed<ipaddr.IPv6> {
+  if (text.includes("%")) return fail(`"${text}": IPv6 zone ids are not supported`);
+  if (!ipaddr.IPv6.isValid(text)) return fail(`"${text}" is not an IPv6 address`);
+  const address = ipaddr.IPv6.parse(text);
+  // An embedded IPv4 tail ("::ffff:1.2.3.4") must obey the same strict rules.
+  const tail = /([0-9.]+)$/.exec(text)?.[1];
+  if (tail?.includes(".")) {
+    const v4 = parseIPv4(tail);
+    if (!v4.ok) return fail(`"${text}" has a malformed IPv4 part`);
+  }
+  return ok(address);
+}
+
+/** An IP literal of either family: IPv4 when it has dots and no colon. */
+export function parseIP(text: string): Parsed<ipaddr.IPv4 | ipaddr.IPv6> {
+  if (text.includes(":")) return parseIPv6(text);
+  if (/^[0-9a-fA-FxX.]+$/.test(text)) return parseIPv4(text);
+  return fail(`"${text}" is not an IP address`);
+}
+
+function parsePort(text: string, whole: string): Parsed<number> {
+  if (!/^[0-9]{1,5}$/.test(text)) return fail(`"${whole}": port must be a number from 1 to 65535`);
+  const port = Number(text);
+  if (port < 1 || port > 65535) return fail(`"${whole}": port must be from 1 to 65535`);
+  return ok(port);
+}
+
+function splitHostPort(text: string): Parsed<{ host: string; port: string; bracketed: boolean }> {
+  if (text.startsWith("[")) {
+    const close = text.indexOf("]");
+    if (close < 0 || text[close + 1] !== ":") {
+      return fail(`"${text}" must be "[ipv6]:port"`);
+    }
+    return ok({ host: text.slice(1, close), port: text.slice(close + 2), bracketed: true });
+  }
+  const colon = text.lastIndexOf(":");
+  if (colon < 0) return fail(`"${text}" must be "host:port"`);
+  const host = text.slice(0, colon);
+  if (host.includes(":")) return fail(`"${text}": write IPv6 addresses in brackets, "[${host}]:port"`);
+  return ok({ host, port: text.slice(colon + 1), bracketed: false });
+}
+
+/**
+ * A listen address: "ip:port", "[ipv6]:port" or ":port" (all interfaces).
+ * Only IP literals: a listener binds before any name could be trusted to resolve.
+ */
+export function parseListenAddress(text: string): Parsed<HostPort> {
+  const split = splitHostPort(text);
+  if (!split.ok) return split;
+  const port = parsePort(split.value.port, text);
+  if (!port.ok) return port;
+  const { host, bracketed } = split.value;
+  if (host === "" && !bracketed) return ok({ host: "", port: port.value, family: undefined });
+  const ip = bracketed ? parseIPv6(host) : parseIPv4(host);
+  if (!ip.ok) return fail(`${ip.error}; a listen address must be an IP literal or ":port"`);
+  return ok({ host: ip.value.toString(), port: port.value, family: bracketed ? 6 : 4 });
+}
+
+/** A target address: "ip:port", "[ipv6]:port" or "host.name:port" (resolved at connect time). */
+export function parseTargetAddress(text: string): Parsed<HostPort> {
+  const split = splitHostPort(text);
+  if (!split.ok) return split;
+  const port = parsePort(split.value.port, text);
+  if (!port.ok) return port;
+  const { host, bracketed } = split.value;
+  if (bracketed) {
+    const ip = parseIPv6(host);
+    return ip.ok ? ok({ host: ip.value.toString(), port: port.value, family: 6 }) : ip;
+  }
+  if (/^[0-9a-fA-FxX.]+$/.test(host) && /^[0-9xX]/.test(host)) {
+    // Looks numeric: it must be a strict IPv4 literal, never a name that a resolver
+    // would read as "127.1" or an octal address.
+    const ip = parseIPv4(host);
+    return ip.ok ? ok({ host: ip.value.toString(), port: port.value, family: 4 }) : ip;
+  }
+  if (!HOST_NAME.test(host)) return fail(`"${text}": "${host}" is neither an IP address nor a host name`);
+  return ok({ host: host.toLowerCase(), port: port.value, family: undefined });
+}
+
+/** A CIDR ("10.0.0.0/8") or a single address ("10.1.2.3" = /32, "::1" = /128). */
+export function parseCidr(text: string): Parsed<Cidr> {
+  const slash = text.indexOf("/");
+  const addressText = slash < 0 ? text : text.slice(0, slash);
+  const ip = parseIP(addressText);
+  if (!ip.ok) return ip;
+  const family: Family = ip.value.kind() === "ipv4" ? 4 : 6;
+  const max = family === 4 ? 32 : 128;
+  let prefix = max;
+  if (slash >= 0) {
+    const prefixText = text.slice(slash + 1);
+    if (!/^(?:0|[1-9][0-9]{0,2})$/.test(prefixText) || Number(prefixText) > max) {
+      return fail(`"${text}": prefix length must be a number from 0 to ${max}`);
+    }
+    prefix = Number(prefixText);
+  }
+  const network = networkOf(ip.value, prefix);
+  if (network.toString() !== ip.value.toString()) {
+    return fail(`"${text}" has host bits set (did you mean ${network.toString()}/${prefix}?)`);
+  }
+  return ok({ family, address: ip.value, prefix, text: `${ip.value.toString()}/${prefix}` });
+}
+
+function networkOf(ip: ipaddr.IPv4 | ipaddr.IPv6, prefix: number): ipaddr.IPv4 | ipaddr.IPv6 {
+  const bytes = ip.toByteArray();
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    bytes[i] = (bytes[i] ?? 0) & ((0xff << (8 - keep)) & 0xff);
+  }
+  return ipaddr.fromByteArray(bytes);
+}
+
+export function formatHostPort(hp: HostPort): string {
+  if (hp.host === "") return `:${hp.port}`;
+  return hp.family === 6 ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}

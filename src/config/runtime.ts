@@ -1,0 +1,132 @@
+// The normalised, immutable config the rest of tcpgate runs on: defaults applied,
+// addresses and acl names parsed, durations in milliseconds.
+import { type Cidr, formatHostPort, type HostPort, parseCidr, parseListenAddress, parseTargetAddress } from "./address.ts";
+import { parseDuration } from "./duration.ts";
+import type { BALANCE, DAYS, LOG_LEVELS, RawConfig, RawListener, RawTarget } from "./schema.ts";
+import { isAclReference } from "./schema.ts";
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type Balance = (typeof BALANCE)[number];
+export type Day = (typeof DAYS)[number];
+
+export const BUILT_IN_DEFAULTS = {
+  connectTimeoutMs: 5_000,
+  idleTimeoutMs: 15 * 60_000,
+  halfCloseTimeoutMs: 60_000,
+  shutdownTimeoutMs: 30_000,
+  logLevel: "info" as LogLevel,
+  balance: "round-robin" as Balance,
+};
+
+export interface TargetConfig {
+  readonly address: HostPort;
+  /** "host:port" as tcpgate prints it; the identity of a target across reloads. */
+  readonly key: string;
+  readonly weight: number;
+}
+
+/** One allow/deny entry as written, with the ranges it stands for. */
+export interface Rule {
+  readonly source: string;
+  readonly cidrs: readonly Cidr[];
+}
+
+export interface ScheduleWindow {
+  readonly days: readonly Day[] | undefined;
+  readonly from: string;
+  readonly to: string;
+}
+
+export interface ListenerConfig {
+  readonly name: string;
+  readonly listen: HostPort;
+  /** The listen address in canonical text form. */
+  readonly listenKey: string;
+  readonly targets: readonly TargetConfig[];
+  readonly balance: Balance;
+  readonly allow: readonly Rule[];
+  readonly deny: readonly Rule[];
+  readonly schedule: { readonly timezone: string | undefined; readonly windows: readonly ScheduleWindow[] } | undefined;
+  readonly maxConnections: number | undefined;
+  readonly maxConnectionsPerClient: number | undefined;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxDurationMs: number | undefined;
+  readonly halfCloseTimeoutMs: number;
+  readonly healthCheck: RawListener["healthCheck"];
+  readonly proxyProtocol: "v1" | "v2" | undefined;
+  readonly inspect: boolean;
+}
+
+export interface RuntimeConfig {
+  readonly listeners: readonly ListenerConfig[];
+  readonly logLevel: LogLevel;
+  readonly shutdownTimeoutMs: number;
+}
+
+/** Only called on a config that passed the schema and the cross-field checks. */
+export function normalise(raw: RawConfig): RuntimeConfig {
+  const acls = new Map(Object.entries(raw.acls ?? {}).map(([name, list]) => [name, list.map(must(parseCidr))]));
+  const rule = (source: string): Rule => ({
+    source,
+    cidrs: isAclReference(source) ? (acls.get(source) ?? []) : [must(parseCidr)(source)],
+  });
+  const defaults = raw.defaults ?? {};
+  const ms = (value: string | undefined, fallback: number) => (value === undefined ? fallback : must(parseDuration)(value));
+  const optionalMs = (value: string | undefined) => (value === undefined ? undefined : must(parseDuration)(value));
+
+  const listener = (l: RawListener): ListenerConfig => {
+    const listen = must(parseListenAddress)(l.listen);
+    return {
+      name: l.name,
+      listen,
+      listenKey: formatHostPort(listen),
+      targets: l.targets.map(targetConfig),
+      balance: l.balance ?? BUILT_IN_DEFAULTS.balance,
+      allow: (l.allow ?? []).map(rule),
+      deny: (l.deny ?? []).map(rule),
+      schedule: l.schedule && {
+        timezone: l.schedule.timezone,
+        windows: l.schedule.windows.map((w) => ({ days: w.days, from: w.from, to: w.to })),
+      },
+      maxConnections: l.maxConnections ?? defaults.maxConnections,
+      maxConnectionsPerClient: l.maxConnectionsPerClient ?? defaults.maxConnectionsPerClient,
+      connectTimeoutMs: ms(l.connectTimeout ?? defaults.connectTimeout, BUILT_IN_DEFAULTS.connectTimeoutMs),
+      idleTimeoutMs: ms(l.idleTimeout ?? defaults.idleTimeout, BUILT_IN_DEFAULTS.idleTimeoutMs),
+      maxDurationMs: optionalMs(l.maxDuration ?? defaults.maxDuration),
+      halfCloseTimeoutMs: ms(l.halfCloseTimeout ?? defaults.halfCloseTimeout, BUILT_IN_DEFAULTS.halfCloseTimeoutMs),
+      healthCheck: l.healthCheck,
+      proxyProtocol: l.proxyProtocol,
+      inspect: l.inspect ?? false,
+    };
+  };
+
+  return deepFreeze({
+    listeners: raw.listeners.map(listener),
+    logLevel: raw.log?.level ?? BUILT_IN_DEFAULTS.logLevel,
+    shutdownTimeoutMs: ms(raw.shutdownTimeout, BUILT_IN_DEFAULTS.shutdownTimeoutMs),
+  });
+}
+
+function targetConfig(raw: RawTarget): TargetConfig {
+  const text = typeof raw === "string" ? raw : raw.address;
+  const address = must(parseTargetAddress)(text);
+  return { address, key: formatHostPort(address), weight: typeof raw === "string" ? 1 : (raw.weight ?? 1) };
+}
+
+function must<T>(parse: (text: string) => { ok: true; value: T } | { ok: false; error: string }) {
+  return (text: string): T => {
+    const result = parse(text);
+    if (!result.ok) throw new Error(`internal: "${text}" passed validation but does not parse: ${result.error}`);
+    return result.value;
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    // ipaddr.js objects are frozen along with everything else; nothing mutates them.
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

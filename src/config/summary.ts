@@ -1,0 +1,36 @@
+// The short description `tcpgate --check` prints of a valid config.
+import { formatDuration } from "./duration.ts";
+import type { ListenerConfig, Rule, RuntimeConfig } from "./runtime.ts";
+
+export function summarise(config: RuntimeConfig, file: string): string {
+  const count = config.listeners.length;
+  const lines = [`${file}: OK, ${count} listener${count === 1 ? "" : "s"}`];
+  for (const l of config.listeners) lines.push(...listenerLines(l));
+  return lines.join("\n");
+}
+
+function listenerLines(l: ListenerConfig): string[] {
+  const targets = l.targets.map((t) => (t.weight === 1 ? t.key : `${t.key} (weight ${t.weight})`));
+  const lines = [
+    `  ${l.name}: ${l.listenKey} -> ${targets.join(", ")} [${l.balance}]`,
+    `    timeouts: connect ${formatDuration(l.connectTimeoutMs)}, idle ${formatDuration(l.idleTimeoutMs)}, half-close ${formatDuration(l.halfCloseTimeoutMs)}, max duration ${l.maxDurationMs === undefined ? "none" : formatDuration(l.maxDurationMs)}`,
+  ];
+  if (l.deny.length > 0) lines.push(`    deny: ${rules(l.deny)}`);
+  if (l.allow.length > 0) lines.push(`    allow: ${rules(l.allow)}`);
+  if (l.schedule) {
+    const windows = l.schedule.windows.map((w) => `${w.days?.join(",") ?? "every day"} ${w.from}-${w.to}`);
+    lines.push(`    schedule (${l.schedule.timezone ?? "host time zone"}): ${windows.join("; ")}`);
+  }
+  const limits = [
+    l.maxConnections !== undefined && `${l.maxConnections} bridges`,
+    l.maxConnectionsPerClient !== undefined && `${l.maxConnectionsPerClient} per client`,
+  ].filter(Boolean);
+  if (limits.length > 0) lines.push(`    limits: ${limits.join(", ")}`);
+  return lines;
+}
+
+function rules(list: readonly Rule[]): string {
+  return list
+    .map((r) => (r.cidrs.length === 1 && r.cidrs[0]?.text.startsWith(r.source) ? r.source : `${r.source} (${r.cidrs.map((c) => c.text).join(", ")})`))
+    .join(", ");
+}

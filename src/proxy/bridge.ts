@@ -1,0 +1,201 @@
+// A bridge joins one client socket to one target socket: bytes flow both ways in order,
+// a FIN is passed on as a FIN, a reset as a reset, and a slow reader slows the writer.
+import { connect, type Socket } from "node:net";
+import type { ListenerConfig, TargetConfig } from "../config/runtime.ts";
+import type { Balancer } from "./balancer.ts";
+
+export type EndReason =
+  | "client-closed"
+  | "target-closed"
+  | "client-reset"
+  | "target-reset"
+  | "idle-timeout"
+  | "max-duration"
+  | "half-close-timeout"
+  | "connect-failed"
+  | "shutdown";
+
+export interface BridgeEnd {
+  readonly listener: string;
+  readonly client: string;
+  readonly clientPort: number;
+  /** The target that carried the bridge; undefined when none could be reached. */
+  readonly target: string | undefined;
+  /** Client → target. */
+  readonly bytesUp: number;
+  /** Target → client. */
+  readonly bytesDown: number;
+  readonly durationMs: number;
+  readonly reason: EndReason;
+  /** Error codes behind the reason: the reset's, or each failed connect attempt's. */
+  readonly errors: readonly string[];
+}
+
+export type BridgeSettings = Pick<
+  ListenerConfig,
+  "name" | "connectTimeoutMs" | "idleTimeoutMs" | "maxDurationMs" | "halfCloseTimeoutMs"
+>;
+
+/** Keep-alive probes find peers that vanished without a FIN (a pulled cable, a dead NAT entry). */
+const KEEP_ALIVE_DELAY_MS = 60_000;
+
+export class Bridge {
+  readonly client: Socket;
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  private readonly startedAt = performance.now();
+  private target: Socket | undefined;
+  private targetConfig: TargetConfig | undefined;
+  private readonly tried = new Set<TargetConfig>();
+  private readonly errors: string[] = [];
+  private firstEnd: EndReason | undefined;
+  private clientClosed = false;
+  private targetClosed = false;
+  private finished = false;
+  private pending: Socket | undefined;
+  private durationTimer: NodeJS.Timeout | undefined;
+  private halfCloseTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    client: Socket,
+    private readonly settings: BridgeSettings,
+    private readonly onEnd: (end: BridgeEnd, bridge: Bridge) => void,
+  ) {
+    this.client = client;
+    // remoteAddress is gone once the socket is destroyed: read it now.
+    this.clientAddress = client.remoteAddress ?? "unknown";
+    this.clientPort = client.remotePort ?? 0;
+    client.on("error", (error) => this.onSocketError("client", error));
+    client.on("close", () => {
+      this.clientClosed = true;
+      if (this.target) this.maybeFinish();
+      else this.finish(this.firstEnd ?? "client-closed");
+    });
+  }
+
+  /** Opens the target side, trying each target once in the balancer's order. */
+  connect(balancer: Balancer): void {
+    if (this.finished) return;
+    const candidate = balancer.next(this.tried);
+    if (!candidate) {
+      this.finish("connect-failed");
+      return;
+    }
+    this.tried.add(candidate);
+    const socket = connect({
+      host: candidate.address.host,
+      port: candidate.address.port,
+      allowHalfOpen: true,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: KEEP_ALIVE_DELAY_MS,
+    });
+    // Node has no connect timeout: a SYN into a black hole would wait for minutes.
+    socket.setTimeout(this.settings.connectTimeoutMs);
+    const giveUp = (code: string) => {
+      socket.removeAllListeners();
+      // Errors after giving up (a late RST) belong to nobody; swallow them.
+      socket.on("error", () => {});
+      socket.destroy();
+      this.errors.push(`${candidate.key} ${code}`);
+      this.connect(balancer);
+    };
+    socket.once("timeout", () => giveUp("ETIMEDOUT"));
+    socket.once("error", (error: NodeJS.ErrnoException) => giveUp(error.code ?? error.message));
+    socket.once("connect", () => {
+      socket.removeAllListeners();
+      socket.setTimeout(0);
+      if (this.finished) {
+        socket.destroy();
+        return;
+      }
+      this.join(socket, candidate);
+    });
+    this.pending = socket;
+  }
+
+  private join(target: Socket, config: TargetConfig): void {
+    this.pending = undefined;
+    this.target = target;
+    this.targetConfig = config;
+    const client = this.client;
+    target.on("error", (error) => this.onSocketError("target", error));
+    target.on("close", () => {
+      this.targetClosed = true;
+      this.maybeFinish();
+    });
+    forward(client, target, () => this.onHalfClose("client-closed"));
+    forward(target, client, () => this.onHalfClose("target-closed"));
+    // Every byte either way passes through the client socket, so its inactivity timer
+    // is the bridge's: no extra timer or per-chunk bookkeeping needed.
+    client.setTimeout(this.settings.idleTimeoutMs, () => this.finish("idle-timeout"));
+    if (this.settings.maxDurationMs !== undefined) {
+      this.durationTimer = setTimeout(() => this.finish("max-duration"), this.settings.maxDurationMs);
+    }
+    client.resume();
+  }
+
+  private onHalfClose(reason: EndReason): void {
+    if (this.firstEnd === undefined) {
+      this.firstEnd = reason;
+      this.halfCloseTimer = setTimeout(() => this.finish("half-close-timeout"), this.settings.halfCloseTimeoutMs);
+    } else {
+      // Both halves are closed: the sockets close on their own once their writes drain.
+      clearTimeout(this.halfCloseTimer);
+    }
+  }
+
+  private onSocketError(side: "client" | "target", error: NodeJS.ErrnoException): void {
+    this.errors.push(`${side} ${error.code ?? error.message}`);
+    this.finish(side === "client" ? "client-reset" : "target-reset");
+  }
+
+  private maybeFinish(): void {
+    if (this.clientClosed && this.targetClosed) this.finish(this.firstEnd ?? "client-closed");
+    else if (this.clientClosed && this.firstEnd === undefined) this.finish("client-closed");
+    else if (this.targetClosed && this.firstEnd === undefined) this.finish("target-closed");
+  }
+
+  /** Ends the bridge once; a reset on one side is passed on as a reset to the other. */
+  finish(reason: EndReason): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.durationTimer);
+    clearTimeout(this.halfCloseTimer);
+    const resetOther = reason === "client-reset" ? this.target : reason === "target-reset" ? this.client : undefined;
+    for (const socket of [this.client, this.target, this.pending]) {
+      if (!socket || socket.destroyed) continue;
+      if (socket === resetOther) socket.resetAndDestroy();
+      else socket.destroy();
+    }
+    this.onEnd(
+      {
+        listener: this.settings.name,
+        client: this.clientAddress,
+        clientPort: this.clientPort,
+        target: this.targetConfig?.key,
+        bytesUp: this.client.bytesRead,
+        bytesDown: this.target?.bytesRead ?? 0,
+        durationMs: Math.round(performance.now() - this.startedAt),
+        reason,
+        errors: this.errors,
+      },
+      this,
+    );
+  }
+}
+
+/**
+ * Copies from one socket to the other with backpressure, and passes a FIN on as a FIN.
+ * A bare pipe() would end the destination on error too, and hide which side ended first.
+ */
+function forward(from: Socket, to: Socket, onEnd: () => void): void {
+  from.on("data", (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on("drain", () => from.resume());
+  from.on("end", () => {
+    to.end();
+    onEnd();
+  });
+}
