@@ -5,10 +5,10 @@ import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { formatHostPort, parseListenAddress, parseTargetAddress } from "./config/address.ts";
 import { type LoadResult, loadConfigFile, parseConfig } from "./config/load.ts";
+import { LOG_LEVELS } from "./config/schema.ts";
 import { summarise } from "./config/summary.ts";
 import { Gateway, StartError } from "./gateway.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { LOG_LEVELS } from "./config/schema.ts";
 
 const USAGE = `Usage:
   tcpgate <listen-host> <listen-port> <target-host> <target-port>   quick mode, no config file
@@ -60,9 +60,14 @@ function parseCommandLine(argv: string[]) {
   }
   if (values.help || values.version) return { ...values, positionals };
   if (values.config === undefined && positionals.length !== 4) {
-    throw new UsageError(positionals.length === 0 ? "give --config <file> or four quick-mode arguments" : `quick mode takes 4 arguments, got ${positionals.length}`);
+    throw new UsageError(
+      positionals.length === 0
+        ? "give --config <file> or four quick-mode arguments"
+        : `quick mode takes 4 arguments, got ${positionals.length}`,
+    );
   }
-  if (values.config !== undefined && positionals.length > 0) throw new UsageError("--config and quick-mode arguments exclude each other");
+  if (values.config !== undefined && positionals.length > 0)
+    throw new UsageError("--config and quick-mode arguments exclude each other");
   if (values.check && values.config === undefined) throw new UsageError("--check needs --config <file>");
   return { ...values, positionals };
 }
@@ -75,7 +80,10 @@ function quickConfig(positionals: string[]): LoadResult {
   if (!listen.ok) throw new UsageError(`listen address: ${listen.error}`);
   const target = parseTargetAddress(join(targetHost, targetPort));
   if (!target.ok) throw new UsageError(`target address: ${target.error}`);
-  const config = { version: 1, listeners: [{ name: "quick", listen: formatHostPort(listen.value), targets: [formatHostPort(target.value)] }] };
+  const config = {
+    version: 1,
+    listeners: [{ name: "quick", listen: formatHostPort(listen.value), targets: [formatHostPort(target.value)] }],
+  };
   return parseConfig(JSON.stringify(config), "arguments");
 }
 

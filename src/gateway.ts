@@ -19,11 +19,15 @@ export class Gateway {
   async start(config: RuntimeConfig): Promise<void> {
     const listeners = config.listeners.map((c) => new Listener(c, this.log));
     const results = await Promise.allSettled(listeners.map((l) => l.listen()));
-    const failures = results.flatMap((r, i) => (r.status === "rejected" ? [{ listener: listeners[i] as Listener, error: r.reason }] : []));
+    const failures = results.flatMap((r, i) =>
+      r.status === "rejected" ? [{ listener: listeners[i] as Listener, error: r.reason }] : [],
+    );
     if (failures.length > 0) {
       for (const l of listeners) l.stopAccepting();
       const { listener, error } = failures[0] as (typeof failures)[number];
-      throw new StartError(`listener ${listener.config.name}: cannot listen on ${listener.config.listenKey}: ${describeBindError(error)}`);
+      throw new StartError(
+        `listener ${listener.config.name}: cannot listen on ${listener.config.listenKey}: ${describeBindError(error)}`,
+      );
     }
     this.listeners = listeners;
     for (const l of listeners) {

@@ -1,5 +1,5 @@
 // pino JSON lines on stdout, or pino-pretty for people (--pretty).
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 import pretty from "pino-pretty";
 
 export type { Logger };

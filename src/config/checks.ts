@@ -14,7 +14,11 @@ export function crossFieldIssues(raw: RawConfig): SourceIssue[] {
   raw.listeners.forEach((l, index) => {
     const first = names.get(l.name);
     if (first === undefined) names.set(l.name, index);
-    else issues.push({ path: ["listeners", index, "name"], message: `"${l.name}" is already the name of listeners[${first}]` });
+    else
+      issues.push({
+        path: ["listeners", index, "name"],
+        message: `"${l.name}" is already the name of listeners[${first}]`,
+      });
 
     const address = parseListenAddress(l.listen);
     if (address.ok) {
@@ -34,7 +38,10 @@ export function crossFieldIssues(raw: RawConfig): SourceIssue[] {
       if (!parsed.ok) return;
       const key = `${parsed.value.host}|${parsed.value.port}`;
       if (seen.has(key)) {
-        issues.push({ path: ["listeners", index, "targets", i], message: "this target is listed twice (use weight instead)" });
+        issues.push({
+          path: ["listeners", index, "targets", i],
+          message: "this target is listed twice (use weight instead)",
+        });
       }
       seen.add(key);
     });
@@ -77,13 +84,17 @@ const NOT_YET_DEFAULTS_KEYS = ["maxConnections", "maxConnectionsPerClient"] as c
 
 export function unsupportedIssues(raw: RawConfig): SourceIssue[] {
   const issues: SourceIssue[] = [];
-  const refuse = (path: (string | number)[], what = "not supported yet") => issues.push({ path, message: what, atKey: true });
+  const refuse = (path: (string | number)[], what = "not supported yet") =>
+    issues.push({ path, message: what, atKey: true });
   if (raw.admin !== undefined) refuse(["admin"]);
   for (const key of NOT_YET_DEFAULTS_KEYS) if (raw.defaults?.[key] !== undefined) refuse(["defaults", key]);
   raw.listeners.forEach((l, index) => {
     for (const key of NOT_YET_LISTENER_KEYS) if (l[key] !== undefined) refuse(["listeners", index, key]);
     if (l.balance !== undefined && l.balance !== "round-robin") {
-      issues.push({ path: ["listeners", index, "balance"], message: `"${l.balance}" is not supported yet (only round-robin)` });
+      issues.push({
+        path: ["listeners", index, "balance"],
+        message: `"${l.balance}" is not supported yet (only round-robin)`,
+      });
     }
     if (l.inspect === true) refuse(["listeners", index, "inspect"], "inspect: true is not supported yet");
   });

@@ -5,16 +5,14 @@ import { open } from "node:fs/promises";
 import { basename } from "node:path";
 import type { z } from "zod";
 import { crossFieldIssues, unsupportedIssues } from "./checks.ts";
-import { type RuntimeConfig, normalise } from "./runtime.ts";
+import { normalise, type RuntimeConfig } from "./runtime.ts";
 import { configSchema } from "./schema.ts";
 import { formatPath, type KeyPath, readYaml, type SourceIssue, type YamlSource } from "./yaml-source.ts";
 
 /** A config is a page of rules, not data: anything larger is a mistake or an attack. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
-export type LoadResult =
-  | { ok: true; config: RuntimeConfig; sha256: string }
-  | { ok: false; errors: string[] };
+export type LoadResult = { ok: true; config: RuntimeConfig; sha256: string } | { ok: false; errors: string[] };
 
 export async function loadConfigFile(path: string): Promise<LoadResult> {
   const label = basename(path);
@@ -102,7 +100,9 @@ function fromZod(issue: ZodIssue, prefix: KeyPath, data: unknown): SourceIssue[]
 function fromUnion(issue: ZodIssue & { code: "invalid_union" }, path: KeyPath, data: unknown): SourceIssue[] {
   const branch = issue.errors.find((errors) => !errors.some((e) => e.code === "invalid_type" && e.path.length === 0));
   if (branch) return branch.flatMap((e) => fromZod(e, path, data));
-  return [{ path, message: `must be a "host:port" string or an {address, weight} map, not ${describe(valueAt(data, path))}` }];
+  return [
+    { path, message: `must be a "host:port" string or an {address, weight} map, not ${describe(valueAt(data, path))}` },
+  ];
 }
 
 function valueAt(data: unknown, path: KeyPath): unknown {
@@ -123,7 +123,14 @@ function describe(value: unknown): string {
 }
 
 function article(expected: string): string {
-  const names: Record<string, string> = { object: "a map", array: "a list", string: "a string", number: "a number", int: "a whole number", boolean: "true or false" };
+  const names: Record<string, string> = {
+    object: "a map",
+    array: "a list",
+    string: "a string",
+    number: "a number",
+    int: "a whole number",
+    boolean: "true or false",
+  };
   return names[expected] ?? expected;
 }
 

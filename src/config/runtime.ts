@@ -1,6 +1,13 @@
 // The normalised, immutable config the rest of tcpgate runs on: defaults applied,
 // addresses and acl names parsed, durations in milliseconds.
-import { type Cidr, formatHostPort, type HostPort, parseCidr, parseListenAddress, parseTargetAddress } from "./address.ts";
+import {
+  type Cidr,
+  formatHostPort,
+  type HostPort,
+  parseCidr,
+  parseListenAddress,
+  parseTargetAddress,
+} from "./address.ts";
 import { parseDuration } from "./duration.ts";
 import type { BALANCE, DAYS, LOG_LEVELS, RawConfig, RawListener, RawTarget } from "./schema.ts";
 import { isAclReference } from "./schema.ts";
@@ -72,7 +79,8 @@ export function normalise(raw: RawConfig): RuntimeConfig {
     cidrs: isAclReference(source) ? (acls.get(source) ?? []) : [must(parseCidr)(source)],
   });
   const defaults = raw.defaults ?? {};
-  const ms = (value: string | undefined, fallback: number) => (value === undefined ? fallback : must(parseDuration)(value));
+  const ms = (value: string | undefined, fallback: number) =>
+    value === undefined ? fallback : must(parseDuration)(value);
   const optionalMs = (value: string | undefined) => (value === undefined ? undefined : must(parseDuration)(value));
 
   const listener = (l: RawListener): ListenerConfig => {

@@ -2,7 +2,7 @@
 // in schemas/ is generated from it (npm run schema), and every check that can be said
 // about a single value lives here so its error carries the value's key path.
 import { z } from "zod";
-import { parseCidr, parseListenAddress, parseTargetAddress, type Parsed } from "./address.ts";
+import { type Parsed, parseCidr, parseListenAddress, parseTargetAddress } from "./address.ts";
 import { DURATION_PATTERN, parseDuration } from "./duration.ts";
 
 function checked(parse: (text: string) => Parsed<unknown>) {
@@ -37,7 +37,8 @@ const ruleEntry = z
   .string()
   .superRefine((entry, ctx) => {
     if (isAclReference(entry)) {
-      if (!ACL_NAME.test(entry)) ctx.addIssue({ code: "custom", message: `"${entry}" is neither an address nor an acl name` });
+      if (!ACL_NAME.test(entry))
+        ctx.addIssue({ code: "custom", message: `"${entry}" is neither an address nor an acl name` });
       return;
     }
     const result = parseCidr(entry);
@@ -138,7 +139,10 @@ export const configSchema = z
     acls: z.record(z.string().regex(ACL_NAME), z.array(cidr)).optional(),
     defaults: z.object(inheritable).strict().optional(),
     admin: z.object({ listen: listenAddress, allow: ruleList.optional() }).strict().optional(),
-    log: z.object({ level: z.enum(LOG_LEVELS).optional() }).strict().optional(),
+    log: z
+      .object({ level: z.enum(LOG_LEVELS).optional() })
+      .strict()
+      .optional(),
     shutdownTimeout: duration.optional(),
     listeners: z.array(listener).min(1),
   })

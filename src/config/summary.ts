@@ -31,6 +31,10 @@ function listenerLines(l: ListenerConfig): string[] {
 
 function rules(list: readonly Rule[]): string {
   return list
-    .map((r) => (r.cidrs.length === 1 && r.cidrs[0]?.text.startsWith(r.source) ? r.source : `${r.source} (${r.cidrs.map((c) => c.text).join(", ")})`))
+    .map((r) =>
+      r.cidrs.length === 1 && r.cidrs[0]?.text.startsWith(r.source)
+        ? r.source
+        : `${r.source} (${r.cidrs.map((c) => c.text).join(", ")})`,
+    )
     .join(", ");
 }

@@ -1,0 +1,108 @@
+// Real sockets on loopback for tests: free ports, small servers, clients.
+import { once } from "node:events";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+
+/** A port that was free a moment ago on host (bind to 0, read, close). */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  const server = createServer();
+  server.listen(0, host);
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+export interface TestServer {
+  readonly server: Server;
+  readonly port: number;
+  readonly host: string;
+  readonly sockets: Set<Socket>;
+  /** "host:port" for a config file. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** A TCP server on loopback; handler gets each connection (with allowHalfOpen). */
+export async function startServer(
+  handler: (socket: Socket) => void,
+  host = "127.0.0.1",
+  port = 0,
+): Promise<TestServer> {
+  const sockets = new Set<Socket>();
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.on("close", () => sockets.delete(socket));
+    handler(socket);
+  });
+  server.listen(port, host);
+  await once(server, "listening");
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port: actual,
+    host,
+    sockets,
+    address: host.includes(":") ? `[${host}]:${actual}` : `${host}:${actual}`,
+    async close() {
+      for (const s of sockets) s.destroy();
+      if (server.listening) {
+        server.close();
+        await once(server, "close");
+      }
+    },
+  };
+}
+
+/** Echoes every byte back and half-closes when the client does. */
+export function startEcho(host = "127.0.0.1"): Promise<TestServer> {
+  return startServer((socket) => socket.pipe(socket), host);
+}
+
+/** Connects (optionally from a given loopback address) and resolves once connected. */
+export async function dial(port: number, host = "127.0.0.1", localAddress?: string): Promise<Socket> {
+  const socket = connect({ port, host, allowHalfOpen: true, ...(localAddress && { localAddress }) });
+  socket.on("error", () => {});
+  await once(socket, "connect");
+  return socket;
+}
+
+/** Collects everything a socket receives until it ends or closes. */
+export function readAll(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    const done = () => resolve(Buffer.concat(chunks));
+    socket.once("end", done);
+    socket.once("close", done);
+  });
+}
+
+/** How a socket ended: "end" (FIN), "reset" (ECONNRESET/EPIPE) or "close". */
+export function endOf(socket: Socket): Promise<"end" | "reset" | "close"> {
+  return new Promise((resolve) => {
+    socket.once("end", () => resolve("end"));
+    socket.once("error", (e: NodeJS.ErrnoException) =>
+      resolve(e.code === "ECONNRESET" || e.code === "EPIPE" ? "reset" : "close"),
+    );
+    socket.once("close", () => resolve("close"));
+  });
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls until check() is true; fails after timeoutMs. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = "condition",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(20);
+  }
+}
