@@ -7,8 +7,10 @@ import { formatHostPort, parseListenAddress, parseTargetAddress } from "./config
 import { type LoadResult, loadConfigFile, parseConfig } from "./config/load.ts";
 import { LOG_LEVELS } from "./config/schema.ts";
 import { summarise } from "./config/summary.ts";
-import { Gateway, StartError } from "./gateway.ts";
+import { type FileWatch, watchConfigFile } from "./config/watch.ts";
+import { BindError, Gateway } from "./gateway.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { Reloader } from "./reloader.ts";
 
 const USAGE = `Usage:
   tcpgate <listen-host> <listen-port> <target-host> <target-port>   quick mode, no config file
@@ -87,6 +89,10 @@ function quickConfig(positionals: string[]): LoadResult {
   return parseConfig(JSON.stringify(config), "arguments");
 }
 
+/** Until a handler is installed, Node exits on SIGHUP: catch it before anything else. */
+let onHangup: () => void = () => {};
+process.on("SIGHUP", () => onHangup());
+
 async function main(argv: string[]): Promise<number> {
   const options = parseCommandLine(argv);
   if (options.help) {
@@ -97,32 +103,50 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`tcpgate ${version()}\n`);
     return 0;
   }
-  const loaded = options.config === undefined ? quickConfig(options.positionals) : await loadConfigFile(options.config);
+  const configPath = options.config;
+  const loaded = configPath === undefined ? quickConfig(options.positionals) : await loadConfigFile(configPath);
   if (!loaded.ok) {
     for (const line of loaded.errors) process.stderr.write(`${line}\n`);
     return 1;
   }
   if (options.check) {
-    process.stdout.write(`${summarise(loaded.config, basename(options.config ?? ""))}\n`);
+    process.stdout.write(`${summarise(loaded.config, basename(configPath ?? ""))}\n`);
     return 0;
   }
 
-  const log = createLogger({ level: options["log-level"] ?? loaded.config.logLevel, pretty: options.pretty ?? false });
+  const levelOverride = options["log-level"];
+  const log = createLogger({ level: levelOverride ?? loaded.config.logLevel, pretty: options.pretty ?? false });
   const gateway = new Gateway(log);
   try {
     await gateway.start(loaded.config);
   } catch (error) {
-    if (error instanceof StartError) {
+    if (error instanceof BindError) {
       process.stderr.write(`tcpgate: ${error.message}\n`);
       return 1;
     }
     throw error;
   }
-  log.info({ version: version(), config: options.config ?? "arguments" }, "tcpgate started");
-  return await untilShutdown(gateway, log, loaded.config.shutdownTimeoutMs);
+  log.info({ version: version(), config: configPath ?? "arguments" }, "tcpgate started");
+
+  let watcher: FileWatch | undefined;
+  if (configPath === undefined) {
+    onHangup = () => log.warn("SIGHUP: quick mode has no config file to reload");
+  } else {
+    const reloader = new Reloader(configPath, gateway, log, loaded.sha256, (config) => {
+      if (levelOverride === undefined) log.level = config.logLevel;
+    });
+    const reload = (trigger: string) => {
+      reloader.reload(trigger).catch((error: unknown) => log.error({ trigger, error: String(error) }, "reload failed"));
+    };
+    onHangup = () => reload("SIGHUP");
+    if (!options["no-watch"]) watcher = watchConfigFile(configPath, () => reload("file"), log);
+  }
+  const code = await untilShutdown(gateway, log);
+  await watcher?.close();
+  return code;
 }
 
-function untilShutdown(gateway: Gateway, log: Logger, timeoutMs: number): Promise<number> {
+function untilShutdown(gateway: Gateway, log: Logger): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
@@ -132,6 +156,8 @@ function untilShutdown(gateway: Gateway, log: Logger, timeoutMs: number): Promis
         return;
       }
       stopping = true;
+      onHangup = () => log.warn("SIGHUP ignored: shutting down");
+      const timeoutMs = gateway.config?.shutdownTimeoutMs ?? 0;
       log.info({ signal }, "shutting down");
       gateway.shutdown(timeoutMs).then(() => {
         log.info("stopped");
@@ -140,8 +166,6 @@ function untilShutdown(gateway: Gateway, log: Logger, timeoutMs: number): Promis
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
-    // Node exits on SIGHUP by default; reloading is not built yet, so it must not kill the proxy.
-    process.on("SIGHUP", () => log.warn("SIGHUP ignored: reloading the config is not supported yet"));
   });
 }
 

@@ -1,5 +1,7 @@
-// A listener owns one listening socket and the bridges it accepted.
+// A listener is a name with a config, the bridges it accepted, and the listening socket
+// that currently feeds it. A reload may swap the config or the socket; bridges stay.
 import { createServer, type Server, type Socket } from "node:net";
+import type { HostPort } from "../config/address.ts";
 import type { ListenerConfig } from "../config/runtime.ts";
 import type { Logger } from "../log.ts";
 import { type Balancer, RoundRobin } from "./balancer.ts";
@@ -7,16 +9,32 @@ import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
 
 export class Listener {
   readonly bridges = new Set<Bridge>();
-  private readonly server: Server;
-  private readonly balancer: Balancer;
-  private whenDrained: (() => void) | undefined;
+  private server: Server | undefined;
+  private balancer: Balancer;
+  private whenDrained: (() => void)[] = [];
 
   constructor(
-    readonly config: ListenerConfig,
+    private current: ListenerConfig,
     private readonly log: Logger,
   ) {
-    this.balancer = new RoundRobin(config.targets);
-    this.server = createServer(
+    this.balancer = new RoundRobin(current.targets);
+  }
+
+  get config(): ListenerConfig {
+    return this.current;
+  }
+
+  get accepting(): boolean {
+    return this.server?.listening ?? false;
+  }
+
+  /**
+   * Binds an address whose clients will be served by this listener, without giving up
+   * the current one: a reload binds everything new before it changes anything.
+   * Rejects with the system's reason (EADDRINUSE, EACCES, ...).
+   */
+  bind(address: HostPort): Promise<Server> {
+    const server = createServer(
       {
         allowHalfOpen: true,
         // Nothing is read from a client until its target is connected.
@@ -27,36 +45,42 @@ export class Listener {
       },
       (socket) => this.accept(socket),
     );
-  }
-
-  /** Binds the listen address; rejects with the system's reason (EADDRINUSE, EACCES, ...). */
-  listen(): Promise<void> {
-    const { host, port } = this.config.listen;
     return new Promise((resolve, reject) => {
-      const fail = (error: Error) => reject(error);
-      this.server.once("error", fail);
-      this.server.listen({ host: host === "" ? undefined : host, port }, () => {
-        this.server.off("error", fail);
-        // After bind, errors come from accept (EMFILE, ENFILE): the client is lost, the listener lives.
-        this.server.on("error", (error: NodeJS.ErrnoException) =>
-          this.log.error({ listener: this.config.name, code: error.code }, `accept failed: ${error.message}`),
+      server.once("error", reject);
+      server.listen({ host: address.host === "" ? undefined : address.host, port: address.port }, () => {
+        server.off("error", reject);
+        // After bind, errors come from accept (EMFILE, ENFILE): that client is lost, the listener lives.
+        server.on("error", (error: NodeJS.ErrnoException) =>
+          this.log.error({ listener: this.current.name, code: error.code }, `accept failed: ${error.message}`),
         );
-        resolve();
+        resolve(server);
       });
     });
   }
 
+  /** Serves from server from now on; the previous listening socket, if any, is closed. */
+  use(server: Server): void {
+    const previous = this.server;
+    this.server = server;
+    // close() only stops accepting: connections already handed over are bridges of ours.
+    if (previous?.listening) previous.close();
+  }
+
+  /** New settings for new bridges; open bridges keep the settings they started with. */
+  update(config: ListenerConfig): void {
+    if (!sameTargets(this.current, config)) this.balancer = new RoundRobin(config.targets);
+    this.current = config;
+  }
+
   /** Stops accepting; open bridges carry on. */
   stopAccepting(): void {
-    if (this.server.listening) this.server.close();
+    if (this.server?.listening) this.server.close();
   }
 
   /** Resolves once every bridge of this listener has ended. */
   drained(): Promise<void> {
     if (this.bridges.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.whenDrained = resolve;
-    });
+    return new Promise((resolve) => this.whenDrained.push(resolve));
   }
 
   endAll(reason: EndReason): void {
@@ -64,7 +88,7 @@ export class Listener {
   }
 
   private accept(client: Socket): void {
-    const bridge = new Bridge(client, this.config, (end, done) => this.ended(end, done));
+    const bridge = new Bridge(client, this.current, (end, done) => this.ended(end, done));
     this.bridges.add(bridge);
     bridge.connect(this.balancer);
   }
@@ -84,9 +108,13 @@ export class Listener {
     };
     if (end.reason === "connect-failed") this.log.warn(fields, "no target reachable");
     else this.log.info(fields, "bridge closed");
-    if (this.bridges.size === 0 && this.whenDrained) {
-      this.whenDrained();
-      this.whenDrained = undefined;
-    }
+    if (this.bridges.size === 0) for (const resolve of this.whenDrained.splice(0)) resolve();
   }
+}
+
+function sameTargets(a: ListenerConfig, b: ListenerConfig): boolean {
+  return (
+    a.targets.length === b.targets.length &&
+    a.targets.every((t, i) => t.key === b.targets[i]?.key && t.weight === b.targets[i]?.weight)
+  );
 }
