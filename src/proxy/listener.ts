@@ -4,13 +4,32 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { HostPort } from "../config/address.ts";
 import type { ListenerConfig } from "../config/runtime.ts";
 import type { Logger } from "../log.ts";
+import { parseClientAddress } from "../policy/address-match.ts";
+import { compilePolicy, type Policy, REFUSAL_REASONS, type RefusalReason } from "../policy/admission.ts";
 import { type Balancer, RoundRobin } from "./balancer.ts";
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
+import { RefusalLog } from "./refusal-log.ts";
+
+/** Running totals per listener; at any quiet moment accepted = refused + closed + open. */
+export interface ListenerCounters {
+  accepted: number;
+  refused: Record<RefusalReason, number>;
+  closed: number;
+}
 
 export class Listener {
   readonly bridges = new Set<Bridge>();
+  readonly counters: ListenerCounters = {
+    accepted: 0,
+    refused: Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>,
+    closed: 0,
+  };
+  /** Open bridges per client address, for maxConnectionsPerClient. */
+  private readonly perClient = new Map<string, number>();
+  private readonly refusals: RefusalLog;
   private server: Server | undefined;
   private balancer: Balancer;
+  private policy: Policy;
   private whenDrained: (() => void)[] = [];
 
   constructor(
@@ -18,6 +37,8 @@ export class Listener {
     private readonly log: Logger,
   ) {
     this.balancer = new RoundRobin(current.targets);
+    this.policy = compilePolicy(current);
+    this.refusals = new RefusalLog(log, current.name);
   }
 
   get config(): ListenerConfig {
@@ -69,12 +90,14 @@ export class Listener {
   /** New settings for new bridges; open bridges keep the settings they started with. */
   update(config: ListenerConfig): void {
     if (!sameTargets(this.current, config)) this.balancer = new RoundRobin(config.targets);
+    this.policy = compilePolicy(config);
     this.current = config;
   }
 
   /** Stops accepting; open bridges carry on. */
   stopAccepting(): void {
     if (this.server?.listening) this.server.close();
+    this.refusals.flush();
   }
 
   /** Resolves once every bridge of this listener has ended. */
@@ -87,14 +110,47 @@ export class Listener {
     for (const bridge of [...this.bridges]) bridge.finish(reason);
   }
 
-  private accept(client: Socket): void {
-    const bridge = new Bridge(client, this.current, (end, done) => this.ended(end, done));
+  /** Asks the policy once, before any target is contacted; a refused client is closed at once. */
+  private accept(socket: Socket): void {
+    this.counters.accepted++;
+    const client = parseClientAddress(socket.remoteAddress ?? "");
+    if (!client) {
+      // The client left before we saw it: nothing to admit, nothing to log.
+      socket.destroy();
+      this.counters.closed++;
+      return;
+    }
+    const fromClient = this.perClient.get(client.text) ?? 0;
+    const now = Date.now();
+    const decision = this.policy.decide(client, now, { total: this.bridges.size, fromClient });
+    if (!decision.admit) {
+      socket.destroy();
+      this.counters.refused[decision.reason]++;
+      this.refusals.refused(
+        {
+          listener: this.current.name,
+          client: client.text,
+          clientPort: socket.remotePort ?? 0,
+          reason: decision.reason,
+          rule: decision.detail,
+        },
+        now,
+      );
+      return;
+    }
+    this.perClient.set(client.text, fromClient + 1);
+    const bridge = new Bridge(socket, this.current, (end, done) => this.ended(end, done, client.text));
     this.bridges.add(bridge);
     bridge.connect(this.balancer);
   }
 
-  private ended(end: BridgeEnd, bridge: Bridge): void {
+  /** Runs exactly once per bridge, however it ended: the one place its slots are released. */
+  private ended(end: BridgeEnd, bridge: Bridge, clientKey: string): void {
     this.bridges.delete(bridge);
+    this.counters.closed++;
+    const left = (this.perClient.get(clientKey) ?? 1) - 1;
+    if (left > 0) this.perClient.set(clientKey, left);
+    else this.perClient.delete(clientKey);
     const fields = {
       listener: end.listener,
       client: end.client,

@@ -1,0 +1,123 @@
+// Allow/deny lists compiled once per config load into per-prefix-length hash maps: a
+// lookup costs one map probe per distinct prefix length in the list (a handful in
+// practice, at most 33 for IPv4), however many thousand entries the list holds.
+import ipaddr from "ipaddr.js";
+import type { Rule } from "../config/runtime.ts";
+
+/** A client address, reduced to what matching needs. */
+export type ClientAddress =
+  | { readonly family: 4; readonly text: string; readonly v4: number }
+  | { readonly family: 6; readonly text: string; readonly v6: readonly number[] };
+
+export interface Match {
+  /** The entry as written: an acl name or a CIDR. */
+  readonly rule: string;
+  /** The range inside it that matched. */
+  readonly cidr: string;
+}
+
+interface Entry {
+  readonly rule: string;
+  readonly cidr: string;
+  /** Position in the list: the first entry that matches is the one reported. */
+  readonly order: number;
+}
+
+export interface AddressMatcher {
+  match(client: ClientAddress): Match | undefined;
+  readonly size: number;
+}
+
+const MAPPED_PREFIX = "::ffff:";
+
+/**
+ * Parses a socket's remoteAddress. IPv4 clients on a dual-stack socket arrive as
+ * "::ffff:a.b.c.d" and are matched as the IPv4 address they are (ipaddr.process).
+ */
+export function parseClientAddress(remote: string): ClientAddress | undefined {
+  const dotted = remote.startsWith(MAPPED_PREFIX) && remote.includes(".") ? remote.slice(MAPPED_PREFIX.length) : remote;
+  if (!dotted.includes(":")) {
+    const v4 = dottedToNumber(dotted);
+    return v4 === undefined ? undefined : { family: 4, text: dotted, v4 };
+  }
+  if (!ipaddr.isValid(remote)) return undefined;
+  const address = ipaddr.process(remote);
+  if (address.kind() === "ipv4") {
+    const text = address.toString();
+    return { family: 4, text, v4: dottedToNumber(text) as number };
+  }
+  return { family: 6, text: address.toString(), v6: (address as ipaddr.IPv6).parts };
+}
+
+function dottedToNumber(text: string): number | undefined {
+  const parts = text.split(".");
+  if (parts.length !== 4) return undefined;
+  let value = 0;
+  for (const part of parts) {
+    const octet = Number(part);
+    if (part === "" || !Number.isInteger(octet) || octet < 0 || octet > 255) return undefined;
+    value = value * 256 + octet;
+  }
+  return value;
+}
+
+export function compileRules(rules: readonly Rule[]): AddressMatcher {
+  // Per family: prefix length → masked network → first entry with that network.
+  const v4 = new Map<number, Map<number, Entry>>();
+  const v6 = new Map<number, Map<string, Entry>>();
+  let order = 0;
+  let size = 0;
+  for (const rule of rules) {
+    for (const cidr of rule.cidrs) {
+      const entry = { rule: rule.source, cidr: cidr.text, order: order++ };
+      size++;
+      if (cidr.family === 4) {
+        const table = v4.get(cidr.prefix) ?? new Map<number, Entry>();
+        v4.set(cidr.prefix, table);
+        const key = maskV4(dottedToNumber(cidr.address.toString()) as number, cidr.prefix);
+        if (!table.has(key)) table.set(key, entry);
+      } else {
+        const table = v6.get(cidr.prefix) ?? new Map<string, Entry>();
+        v6.set(cidr.prefix, table);
+        const key = maskV6((cidr.address as ipaddr.IPv6).parts, cidr.prefix);
+        if (!table.has(key)) table.set(key, entry);
+      }
+    }
+  }
+  const v4Tables = [...v4.entries()];
+  const v6Tables = [...v6.entries()];
+  return {
+    size,
+    match(client) {
+      let best: Entry | undefined;
+      if (client.family === 4) {
+        for (const [prefix, table] of v4Tables) {
+          const found = table.get(maskV4(client.v4, prefix));
+          if (found && (!best || found.order < best.order)) best = found;
+        }
+      } else {
+        for (const [prefix, table] of v6Tables) {
+          const found = table.get(maskV6(client.v6, prefix));
+          if (found && (!best || found.order < best.order)) best = found;
+        }
+      }
+      return best && { rule: best.rule, cidr: best.cidr };
+    },
+  };
+}
+
+function maskV4(address: number, prefix: number): number {
+  // Division keeps it in unsigned range; bit shifts by 32 are no-ops in JavaScript.
+  const size = 2 ** (32 - prefix);
+  return Math.floor(address / size);
+}
+
+/** The first `prefix` bits of eight 16-bit parts, as a map key. */
+function maskV6(parts: readonly number[], prefix: number): string {
+  let key = "";
+  for (let i = 0; i < 8 && prefix > i * 16; i++) {
+    const keep = Math.min(16, prefix - i * 16);
+    key += `${((parts[i] ?? 0) >> (16 - keep)).toString(16)}:`;
+  }
+  return key;
+}

@@ -1,0 +1,55 @@
+// Who may connect, in the contract's order: deny, allow, schedule, limits. Pure: the
+// caller supplies the client, the time and the counts of open bridges.
+import type { ListenerConfig } from "../config/runtime.ts";
+import { type AddressMatcher, type ClientAddress, compileRules } from "./address-match.ts";
+import { compileSchedule, type Schedule } from "./schedule.ts";
+
+export type RefusalReason = "deny" | "allow" | "schedule" | "limit";
+export const REFUSAL_REASONS: readonly RefusalReason[] = ["deny", "allow", "schedule", "limit"];
+
+export type Decision = { readonly admit: true } | { readonly admit: false; readonly reason: RefusalReason; readonly detail: string };
+
+export interface OpenCounts {
+  /** Open bridges on the listener. */
+  readonly total: number;
+  /** Open bridges from this client address. */
+  readonly fromClient: number;
+}
+
+export interface Policy {
+  decide(client: ClientAddress, nowMs: number, open: OpenCounts): Decision;
+}
+
+const ADMIT: Decision = { admit: true };
+
+/** Compiled once per config load; every accept asks it once. */
+export function compilePolicy(config: ListenerConfig): Policy {
+  const deny: AddressMatcher | undefined = config.deny.length > 0 ? compileRules(config.deny) : undefined;
+  const allow: AddressMatcher | undefined = config.allow.length > 0 ? compileRules(config.allow) : undefined;
+  const schedule: Schedule | undefined = config.schedule && compileSchedule(config.schedule.timezone, config.schedule.windows);
+  const { maxConnections, maxConnectionsPerClient } = config;
+  return {
+    decide(client, nowMs, open) {
+      const denied = deny?.match(client);
+      if (denied) return refuse("deny", describeMatch(denied.rule, denied.cidr));
+      if (allow && !allow.match(client)) return refuse("allow", "no allow entry matches");
+      if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window");
+      if (maxConnections !== undefined && open.total >= maxConnections) {
+        return refuse("limit", `maxConnections ${maxConnections} reached`);
+      }
+      if (maxConnectionsPerClient !== undefined && open.fromClient >= maxConnectionsPerClient) {
+        return refuse("limit", `maxConnectionsPerClient ${maxConnectionsPerClient} reached`);
+      }
+      return ADMIT;
+    },
+  };
+}
+
+function refuse(reason: RefusalReason, detail: string): Decision {
+  return { admit: false, reason, detail };
+}
+
+/** "quarantine (10.20.99.0/24)" for an acl, "10.0.0.0/8" for a CIDR written in place. */
+function describeMatch(rule: string, cidr: string): string {
+  return rule === cidr || cidr.startsWith(`${rule}/`) ? cidr : `${rule} (${cidr})`;
+}

@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import fc from "fast-check";
+import ipaddr from "ipaddr.js";
+import { parseCidr } from "../src/config/address.ts";
+import type { Rule } from "../src/config/runtime.ts";
+import { compileRules, parseClientAddress } from "../src/policy/address-match.ts";
+
+const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join("."));
+const v6 = fc
+  .array(fc.nat(0xffff), { minLength: 8, maxLength: 8 })
+  .map((p) => ipaddr.fromByteArray(partsToBytes(p)).toString());
+
+function partsToBytes(parts: number[]): number[] {
+  return parts.flatMap((p) => [p >> 8, p & 0xff]);
+}
+
+/** A CIDR from any address and prefix: mask the address so it is valid. */
+const cidrOf = (address: string, prefix: number): string => {
+  const range = ipaddr.parseCIDR(`${address}/${prefix}`);
+  const network = ipaddr.IPv4.isValid(address)
+    ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${prefix}`)
+    : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${prefix}`);
+  return `${network.toString()}/${range[1]}`;
+};
+const v4Cidr = fc.tuple(v4, fc.nat(32)).map(([a, p]) => cidrOf(a, p));
+const v6Cidr = fc.tuple(v6, fc.nat(128)).map(([a, p]) => cidrOf(a, p));
+
+function rule(source: string, cidrs: string[]): Rule {
+  return {
+    source,
+    cidrs: cidrs.map((c) => {
+      const parsed = parseCidr(c);
+      if (!parsed.ok) throw new Error(parsed.error);
+      return parsed.value;
+    }),
+  };
+}
+
+/** The reference: every entry in order, with ipaddr.js doing the matching. */
+function naive(rules: Rule[], client: string): string | undefined {
+  const address = ipaddr.process(client);
+  for (const r of rules) {
+    for (const c of r.cidrs) {
+      if (c.address.kind() === address.kind() && address.match(c.address as never, c.prefix))
+        return `${r.source}|${c.text}`;
+    }
+  }
+  return undefined;
+}
+
+describe("compiled address matcher", () => {
+  test("agrees with a naive loop over every entry, IPv4 and IPv6 (mapped clients included)", () => {
+    const rules = fc.array(
+      fc.tuple(
+        fc.constantFrom("office", "lab", "vpn", ""),
+        fc.array(fc.oneof(v4Cidr, v6Cidr), { minLength: 1, maxLength: 4 }),
+      ),
+      { maxLength: 8 },
+    );
+    const client = fc.oneof(
+      v4,
+      v6,
+      v4.map((a) => `::ffff:${a}`),
+    );
+    fc.assert(
+      fc.property(rules, client, (spec, remote) => {
+        const list = spec.map(([name, cidrs]) => rule(name === "" ? (cidrs[0] as string) : name, cidrs));
+        const parsed = parseClientAddress(remote);
+        assert.ok(parsed);
+        const found = compileRules(list).match(parsed);
+        assert.equal(found && `${found.rule}|${found.cidr}`, naive(list, remote));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test("matches clients near the edges of the ranges they are drawn from", () => {
+    // Random rules rarely contain random clients: draw the client from inside or just outside a rule.
+    fc.assert(
+      fc.property(
+        fc.array(v4Cidr, { minLength: 1, maxLength: 6 }),
+        fc.nat(5),
+        fc.integer({ min: -1, max: 1 }),
+        (cidrs, pick, edge) => {
+          const list = [rule("list", cidrs)];
+          const [base, prefix] = ipaddr.IPv4.parseCIDR(cidrs[pick % cidrs.length] as string);
+          const first = base.toByteArray().reduce((n, b) => n * 256 + b, 0);
+          const size = 2 ** (32 - prefix);
+          const probe = edge < 0 ? first - 1 : edge > 0 ? first + size : first + size - 1;
+          if (probe < 0 || probe > 0xffffffff) return;
+          const remote = [24, 16, 8, 0].map((s) => Math.floor(probe / 2 ** s) % 256).join(".");
+          const found = compileRules(list).match(parseClientAddress(remote) as never);
+          assert.equal(found && `${found.rule}|${found.cidr}`, naive(list, remote));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  test("an IPv4-mapped client matches IPv4 entries; IPv4 rules never match IPv6 clients", () => {
+    const m = compileRules([rule("ten", ["10.0.0.0/8"]), rule("v6", ["2001:db8::/32"])]);
+    assert.deepEqual(m.match(parseClientAddress("::ffff:10.1.2.3") as never), { rule: "ten", cidr: "10.0.0.0/8" });
+    assert.equal(m.match(parseClientAddress("::a01:203") as never), undefined);
+    assert.equal(m.match(parseClientAddress("::ffff:11.1.2.3") as never), undefined);
+    assert.deepEqual(m.match(parseClientAddress("2001:db8::1") as never), { rule: "v6", cidr: "2001:db8::/32" });
+    const all4 = compileRules([rule("0.0.0.0/0", ["0.0.0.0/0"])]);
+    assert.equal(all4.match(parseClientAddress("::1") as never), undefined);
+    assert.ok(all4.match(parseClientAddress("127.0.0.1") as never));
+  });
+
+  test("reports the first matching entry in list order", () => {
+    const m = compileRules([rule("narrow", ["10.1.0.0/16"]), rule("wide", ["10.0.0.0/8"])]);
+    assert.equal(m.match(parseClientAddress("10.1.2.3") as never)?.rule, "narrow");
+    assert.equal(m.match(parseClientAddress("10.2.2.3") as never)?.rule, "wide");
+  });
+
+  test("10,000 entries compile and still answer exactly", () => {
+    const cidrs = Array.from({ length: 10_000 }, (_, i) => `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`);
+    const m = compileRules([rule("blocklist", cidrs)]);
+    assert.equal(m.size, 10_000);
+    assert.ok(m.match(parseClientAddress("10.39.15.77") as never));
+    assert.equal(m.match(parseClientAddress("11.0.0.1") as never), undefined);
+  });
+});

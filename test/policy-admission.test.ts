@@ -1,0 +1,119 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { parseCidr } from "../src/config/address.ts";
+import type { ListenerConfig, Rule } from "../src/config/runtime.ts";
+import { parseClientAddress } from "../src/policy/address-match.ts";
+import { compilePolicy } from "../src/policy/admission.ts";
+
+function rule(source: string, ...cidrs: string[]): Rule {
+  return { source, cidrs: (cidrs.length ? cidrs : [source]).map((c) => (parseCidr(c) as { value: never }).value) };
+}
+
+function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
+  return {
+    name: "db",
+    listen: { host: "127.0.0.1", port: 1, family: 4 },
+    listenKey: "127.0.0.1:1",
+    targets: [],
+    balance: "round-robin",
+    allow: [],
+    deny: [],
+    schedule: undefined,
+    maxConnections: undefined,
+    maxConnectionsPerClient: undefined,
+    connectTimeoutMs: 1000,
+    idleTimeoutMs: 1000,
+    maxDurationMs: undefined,
+    halfCloseTimeoutMs: 1000,
+    healthCheck: undefined,
+    proxyProtocol: undefined,
+    inspect: false,
+    ...overrides,
+  };
+}
+
+const client = (text: string) => {
+  const parsed = parseClientAddress(text);
+  assert.ok(parsed);
+  return parsed;
+};
+const NONE_OPEN = { total: 0, fromClient: 0 };
+const NOON_UTC_MONDAY = Date.UTC(2026, 10, 23, 12, 0);
+
+describe("admission order: deny, allow, schedule, limits", () => {
+  test("no rules admit everyone", () => {
+    assert.deepEqual(compilePolicy(listener({})).decide(client("192.0.2.1"), NOON_UTC_MONDAY, NONE_OPEN), {
+      admit: true,
+    });
+  });
+
+  test("deny wins over allow and names the rule that decided", () => {
+    const policy = compilePolicy(
+      listener({ allow: [rule("office", "10.20.0.0/16")], deny: [rule("quarantine", "10.20.99.0/24")] }),
+    );
+    assert.deepEqual(policy.decide(client("10.20.99.7"), NOON_UTC_MONDAY, NONE_OPEN), {
+      admit: false,
+      reason: "deny",
+      detail: "quarantine (10.20.99.0/24)",
+    });
+    assert.deepEqual(policy.decide(client("10.20.1.7"), NOON_UTC_MONDAY, NONE_OPEN), { admit: true });
+    assert.equal(
+      (policy.decide(client("10.21.1.7"), NOON_UTC_MONDAY, NONE_OPEN) as { reason: string }).reason,
+      "allow",
+    );
+  });
+
+  test("a CIDR written in place is reported as itself", () => {
+    const policy = compilePolicy(listener({ deny: [rule("192.0.2.0/24")] }));
+    assert.deepEqual(policy.decide(client("::ffff:192.0.2.9"), NOON_UTC_MONDAY, NONE_OPEN), {
+      admit: false,
+      reason: "deny",
+      detail: "192.0.2.0/24",
+    });
+  });
+
+  test("a denied client is refused for deny even outside the schedule and over the limit", () => {
+    const policy = compilePolicy(
+      listener({
+        deny: [rule("192.0.2.0/24")],
+        schedule: { timezone: "UTC", windows: [{ days: ["sat"], from: "00:00", to: "01:00" }] },
+        maxConnections: 1,
+      }),
+    );
+    assert.equal(
+      (policy.decide(client("192.0.2.1"), NOON_UTC_MONDAY, { total: 5, fromClient: 5 }) as { reason: string }).reason,
+      "deny",
+    );
+    assert.equal(
+      (policy.decide(client("192.0.3.1"), NOON_UTC_MONDAY, { total: 5, fromClient: 5 }) as { reason: string }).reason,
+      "schedule",
+    );
+  });
+
+  test("schedule refuses outside every window and admits inside", () => {
+    const policy = compilePolicy(
+      listener({ schedule: { timezone: "UTC", windows: [{ days: ["mon"], from: "11:00", to: "13:00" }] } }),
+    );
+    assert.deepEqual(policy.decide(client("192.0.2.1"), NOON_UTC_MONDAY, NONE_OPEN), { admit: true });
+    assert.equal(
+      (policy.decide(client("192.0.2.1"), NOON_UTC_MONDAY + 3_600_000, NONE_OPEN) as { reason: string }).reason,
+      "schedule",
+    );
+  });
+
+  test("limits count open bridges: at the limit the next client is refused", () => {
+    const policy = compilePolicy(listener({ maxConnections: 2, maxConnectionsPerClient: 1 }));
+    const c = client("192.0.2.1");
+    assert.deepEqual(policy.decide(c, NOON_UTC_MONDAY, { total: 1, fromClient: 0 }), { admit: true });
+    assert.deepEqual(policy.decide(c, NOON_UTC_MONDAY, { total: 1, fromClient: 1 }), {
+      admit: false,
+      reason: "limit",
+      detail: "maxConnectionsPerClient 1 reached",
+    });
+    assert.deepEqual(policy.decide(c, NOON_UTC_MONDAY, { total: 2, fromClient: 0 }), {
+      admit: false,
+      reason: "limit",
+      detail: "maxConnections 2 reached",
+    });
+  });
+});
