@@ -7,6 +7,7 @@ export type { Logger };
 export function createLogger(options: { level: string; pretty: boolean }): Logger {
   const base = { level: options.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (options.pretty) return pino(base, pretty({ sync: true, colorize: process.stdout.isTTY ?? false }));
-  // Synchronous writes: a line is on stdout before the process can exit or crash.
-  return pino(base, pino.destination({ dest: 1, sync: true }));
+  // Asynchronous writes keep the write(2) per log line off the accept and close paths;
+  // pino flushes what is pending synchronously when the process exits.
+  return pino(base, pino.destination({ dest: 1, sync: false }));
 }
