@@ -26,16 +26,37 @@ export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 const fail = <T>(error: string): Parsed<T> => ({ ok: false, error });
 
-const DECIMAL_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
+// RFC 1123 labels, plus "_": container and compose service names use it and resolvers accept it.
 const HOST_NAME =
-  /^(?=.{1,253}$)[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+  /^(?=.{1,253}$)[a-zA-Z0-9_](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?(?:\.[a-zA-Z0-9_](?:[a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_])?)*$/;
 
 export function parseIPv4(text: string): Parsed<ipaddr.IPv4> {
+  const problem = ipv4Problem(text);
+  return problem ? fail(`"${text}" is not an IPv4 address (${problem})`) : ok(ipaddr.IPv4.parse(text));
+}
+
+/** Why text is not a canonical dotted-quad, or undefined when it is one. */
+function ipv4Problem(text: string): string | undefined {
   const parts = text.split(".");
-  if (parts.length !== 4 || !parts.every((p) => DECIMAL_OCTET.test(p) && Number(p) <= 255)) {
-    return fail(`"${text}" is not an IPv4 address (four decimal numbers 0-255, no leading zeros)`);
+  if (parts.length !== 4) {
+    return `it has ${parts.length} part${parts.length === 1 ? "" : "s"}; write all four, a.b.c.d`;
   }
-  return ok(ipaddr.IPv4.parse(text));
+  for (const part of parts) {
+    if (part === "") return "a part is empty";
+    if (!/^[0-9]+$/.test(part)) return `"${part}" is not a decimal number`;
+    if (part.length > 1 && part.startsWith("0")) return `"${part}" has a leading zero, which some tools read as octal`;
+    if (Number(part) > 255) return `"${part}" is more than 255`;
+  }
+  return undefined;
+}
+
+/**
+ * A host whose last label is a number ("127.1", "0x7f.0.0.1", "10") is an IPv4 address to
+ * every resolver (the WHATWG URL rule), so it must be a canonical one, never a host name.
+ */
+function looksLikeIPv4(host: string): boolean {
+  const last = host.split(".").at(-1) ?? "";
+  return /^(?:[0-9]+|0[xX][0-9a-fA-F]*)$/.test(last);
 }
 
 export function parseIPv6(text: string): Parsed<ipaddr.IPv6> {
@@ -46,7 +67,7 @@ export function parseIPv6(text: string): Parsed<ipaddr.IPv6> {
   const tail = /([0-9.]+)$/.exec(text)?.[1];
   if (tail?.includes(".")) {
     const v4 = parseIPv4(tail);
-    if (!v4.ok) return fail(`"${text}" has a malformed IPv4 part`);
+    if (!v4.ok) return fail(`"${text}": ${v4.error}`);
   }
   return ok(address);
 }
@@ -54,7 +75,7 @@ export function parseIPv6(text: string): Parsed<ipaddr.IPv6> {
 /** An IP literal of either family: IPv4 when it has dots and no colon. */
 export function parseIP(text: string): Parsed<ipaddr.IPv4 | ipaddr.IPv6> {
   if (text.includes(":")) return parseIPv6(text);
-  if (/^[0-9a-fA-FxX.]+$/.test(text)) return parseIPv4(text);
+  if (looksLikeIPv4(text)) return parseIPv4(text);
   return fail(`"${text}" is not an IP address`);
 }
 
@@ -91,8 +112,11 @@ export function parseListenAddress(text: string): Parsed<HostPort> {
   if (!port.ok) return port;
   const { host, bracketed } = split.value;
   if (host === "" && !bracketed) return ok({ host: "", port: port.value, family: undefined });
+  if (!bracketed && !looksLikeIPv4(host)) {
+    return fail(`"${text}": a listen address must be an IP address or ":port", not a host name`);
+  }
   const ip = bracketed ? parseIPv6(host) : parseIPv4(host);
-  if (!ip.ok) return fail(`${ip.error}; a listen address must be an IP literal or ":port"`);
+  if (!ip.ok) return ip;
   return ok({ host: ip.value.toString(), port: port.value, family: bracketed ? 6 : 4 });
 }
 
@@ -107,12 +131,11 @@ export function parseTargetAddress(text: string): Parsed<HostPort> {
     const ip = parseIPv6(host);
     return ip.ok ? ok({ host: ip.value.toString(), port: port.value, family: 6 }) : ip;
   }
-  if (/^[0-9a-fA-FxX.]+$/.test(host) && /^[0-9xX]/.test(host)) {
-    // Looks numeric: it must be a strict IPv4 literal, never a name that a resolver
-    // would read as "127.1" or an octal address.
+  if (looksLikeIPv4(host)) {
     const ip = parseIPv4(host);
     return ip.ok ? ok({ host: ip.value.toString(), port: port.value, family: 4 }) : ip;
   }
+  if (host === "") return fail(`"${text}": a target needs a host before the port`);
   if (!HOST_NAME.test(host)) return fail(`"${text}": "${host}" is neither an IP address nor a host name`);
   return ok({ host: host.toLowerCase(), port: port.value, family: undefined });
 }

@@ -1,17 +1,61 @@
 // Checks that look across values: names, address clashes, acl references, and the
-// keys whose features have not landed yet.
-import { type HostPort, parseListenAddress, parseTargetAddress } from "./address.ts";
-import type { RawConfig } from "./schema.ts";
-import { isAclReference } from "./schema.ts";
+// keys whose features have not landed yet. They run on whatever parts of the file are
+// well-formed, even when other parts failed the schema, so one pass reports every error.
+import { formatHostPort, type HostPort, parseListenAddress, parseTargetAddress } from "./address.ts";
+import { listenOverlaps } from "./overlap.ts";
+import { BALANCE, isAclReference, listenerSchema, type RawListener } from "./schema.ts";
 import type { SourceIssue } from "./yaml-source.ts";
 
-export function crossFieldIssues(raw: RawConfig): SourceIssue[] {
+type Path = (string | number)[];
+
+function isMap(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+function listAt(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+/** The listeners that pass the schema on their own, by index; undefined for the others. */
+function wellFormedListeners(data: unknown): (RawListener | undefined)[] {
+  if (!isMap(data)) return [];
+  return listAt(data.listeners).map((item) => {
+    const parsed = listenerSchema.safeParse(item);
+    return parsed.success ? parsed.data : undefined;
+  });
+}
+
+/** acl names the file defines; undefined when `acls` is not a map, so references cannot be judged. */
+function aclNames(data: unknown): ReadonlySet<string> | undefined {
+  if (!isMap(data) || data.acls === undefined) return new Set();
+  return isMap(data.acls) ? new Set(Object.keys(data.acls)) : undefined;
+}
+
+export function crossFieldIssues(data: unknown): SourceIssue[] {
+  const listeners = wellFormedListeners(data);
+  const acls = aclNames(data);
+  const issues: SourceIssue[] = [
+    ...nameIssues(listeners),
+    ...addressIssues(listeners),
+    ...listeners.flatMap((l, index) => (l ? targetIssues(l, index) : [])),
+  ];
+  if (acls) {
+    listeners.forEach((l, index) => {
+      for (const list of ["allow", "deny"] as const) {
+        issues.push(...aclReferenceIssues(l?.[list], ["listeners", index, list], acls));
+      }
+    });
+    if (isMap(data) && isMap(data.admin))
+      issues.push(...aclReferenceIssues(data.admin.allow, ["admin", "allow"], acls));
+  }
+  return issues;
+}
+
+function nameIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {
   const issues: SourceIssue[] = [];
   const names = new Map<string, number>();
-  const bound: { address: HostPort; index: number }[] = [];
-  const acls = new Set(Object.keys(raw.acls ?? {}));
-
-  raw.listeners.forEach((l, index) => {
+  listeners.forEach((l, index) => {
+    if (!l) return;
     const first = names.get(l.name);
     if (first === undefined) names.set(l.name, index);
     else
@@ -19,57 +63,63 @@ export function crossFieldIssues(raw: RawConfig): SourceIssue[] {
         path: ["listeners", index, "name"],
         message: `"${l.name}" is already the name of listeners[${first}]`,
       });
-
-    const address = parseListenAddress(l.listen);
-    if (address.ok) {
-      const clash = bound.find((b) => overlaps(b.address, address.value));
-      if (clash) {
-        issues.push({
-          path: ["listeners", index, "listen"],
-          message: `"${l.listen}" overlaps the address of listeners[${clash.index}] (${raw.listeners[clash.index]?.listen})`,
-        });
-      }
-      bound.push({ address: address.value, index });
-    }
-
-    const seen = new Set<string>();
-    l.targets.forEach((t, i) => {
-      const parsed = parseTargetAddress(typeof t === "string" ? t : t.address);
-      if (!parsed.ok) return;
-      const key = `${parsed.value.host}|${parsed.value.port}`;
-      if (seen.has(key)) {
-        issues.push({
-          path: ["listeners", index, "targets", i],
-          message: "this target is listed twice (use weight instead)",
-        });
-      }
-      seen.add(key);
-    });
-
-    for (const list of ["allow", "deny"] as const) {
-      (l[list] ?? []).forEach((entry, i) => {
-        if (isAclReference(entry) && !acls.has(entry)) {
-          issues.push({ path: ["listeners", index, list, i], message: `no acl named "${entry}" in acls` });
-        }
-      });
-    }
   });
   return issues;
 }
 
-/** Two listen addresses clash on the same port when equal or when one is a wildcard covering the other. */
-function overlaps(a: HostPort, b: HostPort): boolean {
-  if (a.port !== b.port) return false;
-  if (a.host === b.host) return true;
-  const everything = (x: HostPort) => x.host === "" || x.host === "::";
-  if (everything(a) || everything(b)) return true;
-  const anyV4 = (x: HostPort) => x.host === "0.0.0.0";
-  return (anyV4(a) && b.family === 4) || (anyV4(b) && a.family === 4);
+function addressIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {
+  const issues: SourceIssue[] = [];
+  const bound: { address: HostPort; index: number; name: string }[] = [];
+  listeners.forEach((l, index) => {
+    if (!l) return;
+    const address = parseListenAddress(l.listen);
+    if (!address.ok) return;
+    const clash = bound.find((b) => listenOverlaps(b.address, address.value));
+    if (clash) issues.push({ path: ["listeners", index, "listen"], message: clashMessage(address.value, clash) });
+    bound.push({ address: address.value, index, name: l.name });
+  });
+  return issues;
+}
+
+function clashMessage(address: HostPort, clash: { address: HostPort; index: number; name: string }): string {
+  const other = `listener "${clash.name}" (listeners[${clash.index}])`;
+  const mine = formatHostPort(address);
+  const theirs = formatHostPort(clash.address);
+  if (mine === theirs) return `${mine} is already the address of ${other}`;
+  // Only a wildcard can overlap a different address: say which side is the wildcard.
+  return `${mine} overlaps ${theirs} of ${other}: a wildcard address covers every address on its port`;
+}
+
+function targetIssues(l: RawListener, index: number): SourceIssue[] {
+  const issues: SourceIssue[] = [];
+  const seen = new Map<string, number>();
+  l.targets.forEach((t, i) => {
+    const parsed = parseTargetAddress(typeof t === "string" ? t : t.address);
+    if (!parsed.ok) return;
+    const key = formatHostPort(parsed.value);
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else
+      issues.push({
+        path: ["listeners", index, "targets", i],
+        message: `${key} is already targets[${first}] (give it a weight instead of listing it twice)`,
+      });
+  });
+  return issues;
+}
+
+function aclReferenceIssues(list: unknown, path: Path, acls: ReadonlySet<string>): SourceIssue[] {
+  return listAt(list).flatMap((entry, i) =>
+    typeof entry === "string" && isAclReference(entry) && !acls.has(entry)
+      ? [{ path: [...path, i], message: `no acl named "${entry}" in acls` }]
+      : [],
+  );
 }
 
 /**
  * Keys of the contract whose behaviour has not been built yet. A key tcpgate accepts is a
- * key that works, so these are refused rather than silently ignored.
+ * key that works, so these are refused rather than silently ignored. The check looks at
+ * keys only, so it fires even when the value has errors of its own.
  */
 const NOT_YET_LISTENER_KEYS = [
   "allow",
@@ -82,21 +132,31 @@ const NOT_YET_LISTENER_KEYS = [
 ] as const;
 const NOT_YET_DEFAULTS_KEYS = ["maxConnections", "maxConnectionsPerClient"] as const;
 
-export function unsupportedIssues(raw: RawConfig): SourceIssue[] {
+export function unsupportedIssues(data: unknown): SourceIssue[] {
+  if (!isMap(data)) return [];
   const issues: SourceIssue[] = [];
-  const refuse = (path: (string | number)[], what = "not supported yet") =>
-    issues.push({ path, message: what, atKey: true });
-  if (raw.admin !== undefined) refuse(["admin"]);
-  for (const key of NOT_YET_DEFAULTS_KEYS) if (raw.defaults?.[key] !== undefined) refuse(["defaults", key]);
-  raw.listeners.forEach((l, index) => {
+  const refuse = (path: Path) => issues.push({ path, message: "not supported yet", atKey: true });
+  if (data.admin !== undefined) refuse(["admin"]);
+  if (isMap(data.defaults)) {
+    for (const key of NOT_YET_DEFAULTS_KEYS) if (data.defaults[key] !== undefined) refuse(["defaults", key]);
+  }
+  listAt(data.listeners).forEach((l, index) => {
+    if (!isMap(l)) return;
     for (const key of NOT_YET_LISTENER_KEYS) if (l[key] !== undefined) refuse(["listeners", index, key]);
-    if (l.balance !== undefined && l.balance !== "round-robin") {
+    // An unknown strategy is the schema's error; a known one that is not built yet is ours.
+    if (
+      typeof l.balance === "string" &&
+      l.balance !== "round-robin" &&
+      (BALANCE as readonly string[]).includes(l.balance)
+    ) {
       issues.push({
         path: ["listeners", index, "balance"],
         message: `"${l.balance}" is not supported yet (only round-robin)`,
       });
     }
-    if (l.inspect === true) refuse(["listeners", index, "inspect"], "inspect: true is not supported yet");
+    if (l.inspect === true) {
+      issues.push({ path: ["listeners", index, "inspect"], message: "true is not supported yet (only false)" });
+    }
   });
   return issues;
 }

@@ -2,9 +2,9 @@
 // that names its place: "proxy.yaml:14:7: listeners[1].allow[0]: ...".
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
-import { basename } from "node:path";
 import type { z } from "zod";
 import { crossFieldIssues, unsupportedIssues } from "./checks.ts";
+import { describe } from "./describe.ts";
 import { normalise, type RuntimeConfig } from "./runtime.ts";
 import { configSchema } from "./schema.ts";
 import { formatPath, type KeyPath, readYaml, type SourceIssue, type YamlSource } from "./yaml-source.ts";
@@ -14,8 +14,11 @@ export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 export type LoadResult = { ok: true; config: RuntimeConfig; sha256: string } | { ok: false; errors: string[] };
 
+/**
+ * Reads and validates one config file. Messages name the file as given, so
+ * "configs/proxy.yaml:14:7" is a place an editor or terminal can jump to.
+ */
 export async function loadConfigFile(path: string): Promise<LoadResult> {
-  const label = basename(path);
   let bytes: Buffer;
   try {
     const handle = await open(path, "r");
@@ -28,16 +31,25 @@ export async function loadConfigFile(path: string): Promise<LoadResult> {
       await handle.close();
     }
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String(code ?? error);
-    return { ok: false, errors: [`${path}: cannot read the config: ${reason}`] };
+    return { ok: false, errors: [`${path}: cannot read the config: ${readFailure(error)}`] };
   }
-  return parseConfig(bytes, label);
+  return parseConfig(bytes, path);
+}
+
+function readFailure(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const reasons: Record<string, string> = {
+    ENOENT: "no such file",
+    EACCES: "permission denied",
+    EISDIR: "it is a directory",
+  };
+  return (code && reasons[code]) ?? (error instanceof Error ? error.message : String(error));
 }
 
 export function parseConfig(bytes: Uint8Array | string, file: string): LoadResult {
-  if (bytes.length > MAX_CONFIG_BYTES) {
-    return { ok: false, errors: [`${file}: the file is larger than ${MAX_CONFIG_BYTES / 1024} KiB`] };
+  const size = typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.length;
+  if (size > MAX_CONFIG_BYTES) {
+    return { ok: false, errors: [`${file}: the file is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB`] };
   }
   let text: string;
   try {
@@ -53,9 +65,11 @@ export function parseConfig(bytes: Uint8Array | string, file: string): LoadResul
   const { source } = yaml;
 
   const parsed = configSchema.safeParse(source.data);
-  const issues: SourceIssue[] = parsed.success
-    ? [...crossFieldIssues(parsed.data), ...unsupportedIssues(parsed.data)]
-    : parsed.error.issues.flatMap((issue) => fromZod(issue, [], source.data));
+  const issues: SourceIssue[] = [
+    ...(parsed.success ? [] : parsed.error.issues.flatMap((issue) => fromZod(issue, [], source.data))),
+    ...crossFieldIssues(source.data),
+    ...unsupportedIssues(source.data),
+  ];
   if (issues.length > 0) return { ok: false, errors: render(issues, source) };
   if (!parsed.success) return { ok: false, errors: [`${file}: invalid config`] };
   return { ok: true, config: normalise(parsed.data), sha256 };
@@ -81,19 +95,53 @@ type ZodIssue = z.core.$ZodIssue;
 /** Turns one zod issue into issues an operator can act on, each with a full key path. */
 function fromZod(issue: ZodIssue, prefix: KeyPath, data: unknown): SourceIssue[] {
   const path = [...prefix, ...issue.path];
+  const value = valueAt(data, path);
   switch (issue.code) {
     case "unrecognized_keys":
-      return issue.keys.map((key) => ({ path: [...path, key], message: unknownKey(key), atKey: true }));
+      return issue.keys.map((key) => ({ path: [...path, key], message: unknownKey(key, path), atKey: true }));
     case "invalid_union":
       return fromUnion(issue, path, data);
+    case "invalid_key":
+      // The key itself is wrong (e.g. an acl name): point at it, with the key's own message.
+      return issue.issues.map((inner) => ({ path, message: inner.message, atKey: true }));
     case "invalid_type":
-      if (valueAt(data, path) === undefined) return [{ path, message: "is required" }];
-      return [{ path, message: `must be ${article(issue.expected)}, not ${describe(valueAt(data, path))}` }];
+      if (value === undefined) return [{ path, message: "is required" }];
+      if (!isDefaultMessage(issue.message)) return [{ path, message: issue.message }];
+      return [{ path, message: `must be ${article(issue.expected)}, not ${describe(value)}` }];
     case "invalid_value":
-      return [{ path, message: `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}` }];
+      if (value === undefined) return [{ path, message: "is required" }];
+      return [{ path, message: `must be ${oneOf(issue.values)}, not ${describe(value)}` }];
+    case "too_small":
+      return [{ path, message: tooSmall(issue) }];
+    case "too_big":
+      return [{ path, message: tooBig(issue) }];
     default:
       return [{ path, message: issue.message.replace(/^Invalid input: /, "") }];
   }
+}
+
+/** zod's own wording ("Invalid input: expected string, received number"), not one our schema set. */
+function isDefaultMessage(message: string): boolean {
+  return message.startsWith("Invalid input");
+}
+
+function oneOf(values: readonly unknown[]): string {
+  const shown = values.map((v) => JSON.stringify(v));
+  return shown.length === 1 ? (shown[0] ?? "") : `one of ${shown.join(", ")}`;
+}
+
+function tooSmall(issue: ZodIssue & { code: "too_small" }): string {
+  const min = Number(issue.minimum);
+  if (issue.origin === "array") return `must have at least ${min} ${min === 1 ? "entry" : "entries"}`;
+  if (issue.origin === "string") return min === 1 ? "must not be empty" : `must be at least ${min} characters long`;
+  return issue.inclusive === false ? `must be more than ${min}` : `must be at least ${min}`;
+}
+
+function tooBig(issue: ZodIssue & { code: "too_big" }): string {
+  const max = Number(issue.maximum);
+  if (issue.origin === "array") return `must have at most ${max} ${max === 1 ? "entry" : "entries"}`;
+  if (issue.origin === "string") return `must be at most ${max} characters long`;
+  return issue.inclusive === false ? `must be less than ${max}` : `must be at most ${max}`;
 }
 
 /** Report the branch the value was meant for: an object for the object form, and so on. */
@@ -114,14 +162,6 @@ function valueAt(data: unknown, path: KeyPath): unknown {
   return value;
 }
 
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  if (typeof value === "object") return "a map";
-  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
-  return `${typeof value} ${String(value)}`;
-}
-
 function article(expected: string): string {
   const names: Record<string, string> = {
     object: "a map",
@@ -134,27 +174,60 @@ function article(expected: string): string {
   return names[expected] ?? expected;
 }
 
-const KNOWN_KEYS = collectKeys(configSchema);
-
-function unknownKey(key: string): string {
-  const guess = [...KNOWN_KEYS].find((known) => editDistance(known.toLowerCase(), key.toLowerCase()) <= 2);
+function unknownKey(key: string, mapPath: KeyPath): string {
+  // The core schema has no merge keys, so "<<" arrives as a plain key.
+  if (key === "<<") return `unknown key "<<" (YAML merge keys are not supported; write the keys out)`;
+  const guess = closest(key, keysAt(configSchema, mapPath));
   return guess ? `unknown key "${key}" (did you mean ${guess}?)` : `unknown key "${key}"`;
 }
 
-function collectKeys(schema: z.core.$ZodType, into = new Set<string>()): Set<string> {
+/** The known key nearest to a typo, if it is near enough to be what was meant. */
+function closest(key: string, known: readonly string[]): string | undefined {
+  const limit = Math.min(2, Math.floor(key.length / 3));
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(candidate.toLowerCase(), key.toLowerCase());
+    if (distance <= limit && (!best || distance < best.distance)) best = { key: candidate, distance };
+  }
+  return best?.key;
+}
+
+type Schema = z.core.$ZodType;
+
+function defOf(schema: Schema): Record<string, unknown> {
   // Reads zod's definition tree; only the node kinds our schema uses matter here.
-  const def = schema._zod.def as unknown as Record<string, unknown>;
-  if (def.type === "object") {
-    for (const [key, child] of Object.entries(def.shape as Record<string, z.core.$ZodType>)) {
-      into.add(key);
-      collectKeys(child, into);
-    }
+  return schema._zod.def as unknown as Record<string, unknown>;
+}
+
+/** The schemas a value may have once optional and union wrappers are looked through. */
+function unwrap(schema: Schema): Schema[] {
+  const def = defOf(schema);
+  if (def.type === "optional" || def.type === "default" || def.type === "nullable") {
+    return unwrap(def.innerType as Schema);
   }
-  for (const field of ["innerType", "element", "valueType"]) {
-    if (def[field]) collectKeys(def[field] as z.core.$ZodType, into);
+  if (def.type === "union") return (def.options as Schema[]).flatMap(unwrap);
+  return [schema];
+}
+
+/** Keys a map at path may hold: the suggestions for a typo there come from these only. */
+function keysAt(root: Schema, path: KeyPath): string[] {
+  let nodes = unwrap(root);
+  for (const segment of path) {
+    nodes = nodes.flatMap((node) => {
+      const def = defOf(node);
+      if (def.type === "object") {
+        const child = (def.shape as Record<string, Schema>)[String(segment)];
+        return child ? unwrap(child) : [];
+      }
+      if (def.type === "array") return unwrap(def.element as Schema);
+      if (def.type === "record") return unwrap(def.valueType as Schema);
+      return [];
+    });
   }
-  if (Array.isArray(def.options)) for (const option of def.options) collectKeys(option as z.core.$ZodType, into);
-  return into;
+  return nodes.flatMap((node) => {
+    const def = defOf(node);
+    return def.type === "object" ? Object.keys(def.shape as Record<string, Schema>) : [];
+  });
 }
 
 function editDistance(a: string, b: string): number {

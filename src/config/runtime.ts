@@ -8,6 +8,7 @@ import {
   parseListenAddress,
   parseTargetAddress,
 } from "./address.ts";
+import { BUILT_IN_DEFAULTS } from "./defaults.ts";
 import { parseDuration } from "./duration.ts";
 import type { BALANCE, DAYS, LOG_LEVELS, RawConfig, RawListener, RawTarget } from "./schema.ts";
 import { isAclReference } from "./schema.ts";
@@ -16,14 +17,8 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export type Balance = (typeof BALANCE)[number];
 export type Day = (typeof DAYS)[number];
 
-export const BUILT_IN_DEFAULTS = {
-  connectTimeoutMs: 5_000,
-  idleTimeoutMs: 15 * 60_000,
-  halfCloseTimeoutMs: 60_000,
-  shutdownTimeoutMs: 30_000,
-  logLevel: "info" as LogLevel,
-  balance: "round-robin" as Balance,
-};
+// Re-exported: the rest of tcpgate has always found the built-in defaults here.
+export { BUILT_IN_DEFAULTS };
 
 export interface TargetConfig {
   readonly address: HostPort;

@@ -3,27 +3,45 @@
 // about a single value lives here so its error carries the value's key path.
 import { z } from "zod";
 import { type Parsed, parseCidr, parseListenAddress, parseTargetAddress } from "./address.ts";
-import { DURATION_PATTERN, parseDuration } from "./duration.ts";
+import { BUILT_IN_DEFAULTS } from "./defaults.ts";
+import { describe } from "./describe.ts";
+import { DURATION_PATTERN, formatDuration, parseDuration } from "./duration.ts";
 
-function checked(parse: (text: string) => Parsed<unknown>) {
-  return z.string().superRefine((text, ctx) => {
+/**
+ * A string whose type error says what the string should hold: `idleTimeout: 30` is a
+ * common slip, and "must be a duration such as "5s"" tells the operator how to fix it.
+ * A missing key keeps zod's own issue, which the loader reports as "is required".
+ */
+function text(what: string) {
+  return z.string({
+    error: (issue) => (issue.input === undefined ? undefined : `must be ${what}, not ${describe(issue.input)}`),
+  });
+}
+
+function checked(what: string, parse: (text: string) => Parsed<unknown>) {
+  return text(what).superRefine((text, ctx) => {
     const result = parse(text);
     if (!result.ok) ctx.addIssue({ code: "custom", message: result.error });
   });
 }
 
-const duration = checked(parseDuration).meta({
+const duration = checked('a duration such as "5s"', parseDuration).meta({
   description: "A duration: a whole number and a unit (ms, s, m, h, d), e.g. 500ms, 5s, 15m, 8h, 1d.",
   pattern: DURATION_PATTERN,
 });
 
-const listenAddress = checked(parseListenAddress).meta({
+const listenAddress = checked('an "ip:port" or ":port" string', parseListenAddress).meta({
   description: '"ip:port", "[ipv6]:port" or ":port" (all interfaces).',
 });
 
-const positiveInt = z.int().positive().max(10_000_000);
+const positiveInt = z.int().min(1).max(10_000_000);
 
 export const ACL_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+const aclName = z.string().regex(ACL_NAME, {
+  error: (issue) =>
+    `"${String(issue.input)}" is not a valid acl name (letters, digits, '_' and '-', starting with a letter or '_')`,
+});
 export const LISTENER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** Addresses start with a digit or hold a colon; anything else in a rule list names an acl. */
@@ -31,10 +49,11 @@ export function isAclReference(entry: string): boolean {
   return !entry.includes(":") && !/^[0-9]/.test(entry);
 }
 
-const cidr = checked(parseCidr).meta({ description: 'A CIDR ("10.0.0.0/8") or a single address.' });
+const cidr = checked("an address or a CIDR", parseCidr).meta({
+  description: 'A CIDR ("10.0.0.0/8") or a single address.',
+});
 
-const ruleEntry = z
-  .string()
+const ruleEntry = text("an address, a CIDR or an acl name")
   .superRefine((entry, ctx) => {
     if (isAclReference(entry)) {
       if (!ACL_NAME.test(entry))
@@ -47,6 +66,11 @@ const ruleEntry = z
   .meta({ description: "A CIDR, a single address, or the name of an entry in acls." });
 
 const ruleList = z.array(ruleEntry);
+
+/** The description an editor shows for a key; a default is quoted from the code, not retyped. */
+const about = (text: string, defaultMs?: number) => ({
+  description: defaultMs === undefined ? text : `${text} Default ${formatDuration(defaultMs)}.`,
+});
 
 export const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
 
@@ -78,15 +102,18 @@ const schedule = z
       .refine(isTimeZone, { error: (issue) => `unknown time zone "${String(issue.input)}"` })
       .optional()
       .meta({ description: "IANA time zone, e.g. Europe/Berlin. Default: the host's zone." }),
-    windows: z.array(window).min(1),
+    windows: z
+      .array(window)
+      .min(1)
+      .meta(about('Windows in which new connections are admitted; "from" is inclusive, "to" exclusive.')),
   })
   .strict();
 
 const target = z.union([
-  checked(parseTargetAddress).meta({ description: '"host:port" or "[ipv6]:port".' }),
+  checked('a "host:port" string', parseTargetAddress).meta({ description: '"host:port" or "[ipv6]:port".' }),
   z
     .object({
-      address: checked(parseTargetAddress),
+      address: checked('a "host:port" string', parseTargetAddress).meta(about('"host:port" or "[ipv6]:port".')),
       weight: z.int().min(1).max(1000).optional().meta({ description: "Relative share of new bridges. Default 1." }),
     })
     .strict(),
@@ -103,31 +130,48 @@ const healthCheck = z
 
 /** Settings a listener inherits from `defaults` unless it sets its own. */
 const inheritable = {
-  connectTimeout: duration.optional(),
-  idleTimeout: duration.optional(),
-  maxDuration: duration.optional(),
-  halfCloseTimeout: duration.optional(),
-  maxConnections: positiveInt.optional(),
-  maxConnectionsPerClient: positiveInt.optional(),
+  connectTimeout: duration
+    .optional()
+    .meta(
+      about("How long connecting to a target may take before the next is tried.", BUILT_IN_DEFAULTS.connectTimeoutMs),
+    ),
+  idleTimeout: duration
+    .optional()
+    .meta(about("A bridge with no byte either way for this long is closed.", BUILT_IN_DEFAULTS.idleTimeoutMs)),
+  maxDuration: duration.optional().meta(about("A bridge is closed after this long. Default: no limit.")),
+  halfCloseTimeout: duration
+    .optional()
+    .meta(about("A bridge is closed this long after one side closed its half.", BUILT_IN_DEFAULTS.halfCloseTimeoutMs)),
+  maxConnections: positiveInt.optional().meta(about("Open bridges on the listener at most.")),
+  maxConnectionsPerClient: positiveInt.optional().meta(about("Open bridges per client address at most.")),
 };
 
 export const BALANCE = ["round-robin", "least-connections", "random", "source-hash"] as const;
 
-const listener = z
+export const listenerSchema = z
   .object({
-    name: z.string().regex(LISTENER_NAME, {
-      error: "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
-    }),
+    name: z
+      .string()
+      .regex(LISTENER_NAME, {
+        error: "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+      })
+      .meta(about("Unique; the identity of the listener across reloads.")),
     listen: listenAddress,
-    targets: z.array(target).min(1),
-    balance: z.enum(BALANCE).optional(),
-    allow: ruleList.optional(),
-    deny: ruleList.optional(),
-    schedule: schedule.optional(),
+    targets: z.array(target).min(1).meta(about('One or more: "host:port" or {address, weight}.')),
+    balance: z
+      .enum(BALANCE)
+      .optional()
+      .meta(about(`How new bridges are spread over the targets. Default ${BUILT_IN_DEFAULTS.balance}.`)),
+    allow: ruleList.optional().meta(about("When present and non-empty, clients outside every entry are refused.")),
+    deny: ruleList.optional().meta(about("Clients inside any entry are refused (checked before allow).")),
+    schedule: schedule.optional().meta(about("When new connections are admitted. Default: always.")),
     ...inheritable,
-    healthCheck: healthCheck.optional(),
-    proxyProtocol: z.enum(["v1", "v2"]).optional(),
-    inspect: z.boolean().optional(),
+    healthCheck: healthCheck.optional().meta(about("Active checks: a TCP connect to each target.")),
+    proxyProtocol: z
+      .enum(["v1", "v2"])
+      .optional()
+      .meta(about("Send a PROXY protocol header of this version to the target.")),
+    inspect: z.boolean().optional().meta(about("true: log a bounded preview of each chunk at trace level.")),
   })
   .strict();
 
@@ -135,19 +179,37 @@ export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error"] as const;
 
 export const configSchema = z
   .object({
-    version: z.literal(1),
-    acls: z.record(z.string().regex(ACL_NAME), z.array(cidr)).optional(),
-    defaults: z.object(inheritable).strict().optional(),
-    admin: z.object({ listen: listenAddress, allow: ruleList.optional() }).strict().optional(),
+    version: z.literal(1).meta(about("The config format version: 1.")),
+    acls: z
+      .record(aclName, z.array(cidr))
+      .optional()
+      .meta(about("Named address lists, usable by name in allow and deny.")),
+    defaults: z
+      .object(inheritable)
+      .strict()
+      .optional()
+      .meta(about("Settings every listener inherits unless it sets its own.")),
+    admin: z
+      .object({ listen: listenAddress, allow: ruleList.optional() })
+      .strict()
+      .optional()
+      .meta(about("Optional HTTP endpoint: /healthz, /status, /metrics, POST /reload. Off when absent.")),
     log: z
-      .object({ level: z.enum(LOG_LEVELS).optional() })
+      .object({
+        level: z
+          .enum(LOG_LEVELS)
+          .optional()
+          .meta(about(`Default ${BUILT_IN_DEFAULTS.logLevel}; --log-level overrides it.`)),
+      })
       .strict()
       .optional(),
-    shutdownTimeout: duration.optional(),
-    listeners: z.array(listener).min(1),
+    shutdownTimeout: duration
+      .optional()
+      .meta(about("On SIGTERM/SIGINT, how long open bridges may finish.", BUILT_IN_DEFAULTS.shutdownTimeoutMs)),
+    listeners: z.array(listenerSchema).min(1).meta(about("One or more listeners.")),
   })
   .strict();
 
 export type RawConfig = z.infer<typeof configSchema>;
-export type RawListener = z.infer<typeof listener>;
+export type RawListener = z.infer<typeof listenerSchema>;
 export type RawTarget = z.infer<typeof target>;

@@ -1,5 +1,5 @@
 // Strict YAML reading, and the way back from a key path to a line and column.
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from "yaml";
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments, visit, type YAMLError } from "yaml";
 
 export type KeyPath = readonly PropertyKey[];
 
@@ -43,15 +43,34 @@ export function readYaml(text: string, file: string): YamlResult {
   }
   const doc = documents[0];
   if (!doc) return { ok: false, errors: [`${file}: the file is empty`] };
-  const problems = [...doc.errors, ...doc.warnings];
+  // The yaml package may report two views of one mistake at the same place; the first is the clearer.
+  const problems = [...doc.errors, ...doc.warnings].filter(
+    (e, i, all) => all.findIndex((other) => other.pos[0] === e.pos[0]) === i,
+  );
   if (problems.length > 0) {
-    return { ok: false, errors: problems.map((e) => `${at(e.pos[0])}: ${firstLine(e.message)}`) };
+    return { ok: false, errors: problems.map((e) => `${at(e.pos[0])}: ${yamlMessage(e, text)}`) };
   }
+  // An alias to a missing anchor only fails in toJS(), which knows no position: find it first.
+  const unresolved: string[] = [];
+  visit(doc, {
+    Alias(_, alias) {
+      if (!alias.resolve(doc))
+        unresolved.push(`${at(alias.range?.[0] ?? 0)}: no anchor &${alias.source} before this alias`);
+    },
+  });
+  if (unresolved.length > 0) return { ok: false, errors: unresolved };
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (error) {
-    return { ok: false, errors: [`${file}: ${error instanceof Error ? error.message : String(error)}`] };
+    const message = error instanceof Error ? error.message : String(error);
+    const bomb = /alias count/i.test(message);
+    return {
+      ok: false,
+      errors: [
+        `${file}: ${bomb ? `too many alias expansions (limit ${MAX_ALIAS_COUNT}); write the values out instead` : message}`,
+      ],
+    };
   }
   if (data === null || data === undefined) return { ok: false, errors: [`${file}: the file is empty`] };
 
@@ -69,6 +88,17 @@ export function readYaml(text: string, file: string): YamlResult {
 
 function firstLine(message: string): string {
   return message.split("\n")[0] ?? message;
+}
+
+/** The yaml package's message, made specific where it is vague. */
+function yamlMessage(error: YAMLError, text: string): string {
+  if (error.code === "DUPLICATE_KEY") {
+    const key = /^(?:"[^"]*"|'[^']*'|[^:,{}[\]\n]+)/.exec(text.slice(error.pos[0]))?.[0].trim();
+    return key
+      ? `duplicate key ${key.startsWith('"') ? key : JSON.stringify(key.replace(/^'|'$/g, ""))}`
+      : "duplicate key";
+  }
+  return firstLine(error.message);
 }
 
 /** Walks the node tree by key path; stops at the deepest node that exists. */
@@ -97,6 +127,8 @@ export function formatPath(path: KeyPath): string {
   let out = "";
   for (const segment of path) {
     if (typeof segment === "number") out += `[${segment}]`;
+    // A key that is not a plain word (an acl named "my office") is quoted so the path stays readable.
+    else if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(String(segment))) out += `[${JSON.stringify(String(segment))}]`;
     else out += out === "" ? String(segment) : `.${String(segment)}`;
   }
   return out;
