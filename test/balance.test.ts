@@ -43,7 +43,7 @@ describe("round-robin", () => {
           const key = rr.pick(targets).config.key;
           counts.set(key, (counts.get(key) ?? 0) + 1);
         }
-        weights.forEach((w, i) => assert.equal(counts.get(`t${i}`), w * 3));
+        for (const [i, w] of weights.entries()) assert.equal(counts.get(`t${i}`), w * 3);
       }),
     );
   });

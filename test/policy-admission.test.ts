@@ -6,7 +6,14 @@ import { parseClientAddress } from "../src/policy/address-match.ts";
 import { compilePolicy } from "../src/policy/admission.ts";
 
 function rule(source: string, ...cidrs: string[]): Rule {
-  return { source, cidrs: (cidrs.length ? cidrs : [source]).map((c) => (parseCidr(c) as { value: never }).value) };
+  return {
+    source,
+    cidrs: (cidrs.length ? cidrs : [source]).map((c) => {
+      const parsed = parseCidr(c);
+      if (!parsed.ok) throw new Error(parsed.error);
+      return parsed.value;
+    }),
+  };
 }
 
 function listener(overrides: Partial<ListenerConfig>): ListenerConfig {

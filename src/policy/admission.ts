@@ -7,7 +7,9 @@ import { compileSchedule, type Schedule } from "./schedule.ts";
 export type RefusalReason = "deny" | "allow" | "schedule" | "limit";
 export const REFUSAL_REASONS: readonly RefusalReason[] = ["deny", "allow", "schedule", "limit"];
 
-export type Decision = { readonly admit: true } | { readonly admit: false; readonly reason: RefusalReason; readonly detail: string };
+export type Decision =
+  | { readonly admit: true }
+  | { readonly admit: false; readonly reason: RefusalReason; readonly detail: string };
 
 export interface OpenCounts {
   /** Open bridges on the listener. */
@@ -26,7 +28,8 @@ const ADMIT: Decision = { admit: true };
 export function compilePolicy(config: ListenerConfig): Policy {
   const deny: AddressMatcher | undefined = config.deny.length > 0 ? compileRules(config.deny) : undefined;
   const allow: AddressMatcher | undefined = config.allow.length > 0 ? compileRules(config.allow) : undefined;
-  const schedule: Schedule | undefined = config.schedule && compileSchedule(config.schedule.timezone, config.schedule.windows);
+  const schedule: Schedule | undefined =
+    config.schedule && compileSchedule(config.schedule.timezone, config.schedule.windows);
   const { maxConnections, maxConnectionsPerClient } = config;
   return {
     decide(client, nowMs, open) {
