@@ -20,11 +20,7 @@ function expectErrors(yaml: string, expected: string[]): void {
   assert.deepEqual(errorsOf(parseConfig(yaml, FILE)), expected);
 }
 
-/**
- * Each expected line is among the errors. Used where the file needs a key that is still
- * refused as "not supported yet" (allow, deny, limits): that refusal is asserted on its own
- * below, and these tests keep passing when the feature lands.
- */
+/** Each expected line is among the errors (other errors in the file are asserted elsewhere). */
 function expectErrorsInclude(yaml: string, expected: string[]): void {
   const errors = errorsOf(parseConfig(yaml, FILE));
   for (const line of expected)
@@ -460,13 +456,6 @@ listeners:
 `;
   expectErrors(yaml, [
     "proxy.yaml:4:1: admin: not supported yet",
-    "proxy.yaml:7:3: defaults.maxConnections: not supported yet",
-    "proxy.yaml:8:3: defaults.maxConnectionsPerClient: not supported yet",
-    "proxy.yaml:13:5: listeners[0].allow: not supported yet",
-    "proxy.yaml:14:5: listeners[0].deny: not supported yet",
-    "proxy.yaml:15:5: listeners[0].schedule: not supported yet",
-    "proxy.yaml:19:5: listeners[0].maxConnections: not supported yet",
-    "proxy.yaml:20:5: listeners[0].maxConnectionsPerClient: not supported yet",
     "proxy.yaml:21:5: listeners[0].healthCheck: not supported yet",
     "proxy.yaml:23:5: listeners[0].proxyProtocol: not supported yet",
     'proxy.yaml:24:14: listeners[0].balance: "least-connections" is not supported yet (only round-robin)',
@@ -477,16 +466,16 @@ listeners:
       `proxy.yaml:6:14: listeners[0].balance: "${balance}" is not supported yet (only round-robin)`,
     ]);
   }
-  // Even an empty rule list is refused: the key is there, so the operator meant something.
-  expectErrors(withListener("    allow: []\n"), ["proxy.yaml:6:5: listeners[0].allow: not supported yet"]);
+  // An empty allow list restricts nothing (SPEC: "present and non-empty").
+  expectOk(withListener("    allow: []\n"));
   expectOk(withListener("    balance: round-robin\n    inspect: false\n"));
 });
 
 test("the refusal holds even when the listener has other errors", () => {
-  expectErrors(withListener("    deny: [10.0.0.5/8]\n    listen2: x\n"), [
-    "proxy.yaml:6:5: listeners[0].deny: not supported yet",
-    'proxy.yaml:6:12: listeners[0].deny[0]: "10.0.0.5/8" has host bits set (did you mean 10.0.0.0/8?)',
-    'proxy.yaml:7:5: listeners[0].listen2: unknown key "listen2" (did you mean listen?)',
+  expectErrors(withListener("    proxyProtocol: v2\n    deny: [10.0.0.5/8]\n    listen2: x\n"), [
+    "proxy.yaml:6:5: listeners[0].proxyProtocol: not supported yet",
+    'proxy.yaml:7:12: listeners[0].deny[0]: "10.0.0.5/8" has host bits set (did you mean 10.0.0.0/8?)',
+    'proxy.yaml:8:5: listeners[0].listen2: unknown key "listen2" (did you mean listen?)',
   ]);
 });
 
@@ -618,7 +607,6 @@ test("normalisation: the result is deeply frozen", () => {
 });
 
 test("normalisation: acl names in allow and deny resolve to their parsed ranges", () => {
-  // allow/deny are refused at load for now, so the schema's output is normalised directly.
   const raw = configSchema.parse({
     version: 1,
     acls: { office: ["10.20.0.0/16", "2001:db8:42::/48"] },
@@ -645,4 +633,65 @@ test("normalisation: acl names in allow and deny resolve to their parsed ranges"
     [["10.20.99.0/24"]],
   );
   assert.ok(Object.isFrozen(listener?.allow[0]?.cidrs[0]));
+});
+
+test("schedule: days and day ranges expand, wrapping ranges cross Sunday, unknown zones are errors", () => {
+  const config = expectOk(
+    withListener(`    schedule:
+      timezone: Europe/Berlin
+      windows:
+        - days: [mon-wed, sat]
+          from: "07:00"
+          to: "24:00"
+        - days: [fri-mon]
+          from: "22:00"
+          to: "06:00"
+        - from: "12:00"
+          to: "13:00"
+`),
+  );
+  const schedule = config.listeners[0]?.schedule;
+  assert.equal(schedule?.timezone, "Europe/Berlin");
+  assert.deepEqual(
+    schedule?.windows.map((w) => w.days),
+    [["mon", "tue", "wed", "sat"], ["mon", "fri", "sat", "sun"], undefined],
+  );
+  expectErrors(
+    withListener(`    schedule:
+      timezone: Mars/Olympus_Mons
+      windows:
+        - days: [monday]
+          from: "7:00"
+          to: "24:01"
+`),
+    [
+      'proxy.yaml:7:17: listeners[0].schedule.timezone: unknown time zone "Mars/Olympus_Mons"',
+      'proxy.yaml:9:18: listeners[0].schedule.windows[0].days[0]: must be a day (mon, tue, wed, thu, fri, sat, sun) or a range such as "mon-fri"',
+      'proxy.yaml:10:17: listeners[0].schedule.windows[0].from: must be a time "HH:MM" from "00:00" to "24:00"',
+      'proxy.yaml:11:15: listeners[0].schedule.windows[0].to: must be a time "HH:MM" from "00:00" to "24:00"',
+    ],
+  );
+});
+
+test("limits from defaults are inherited and may be overridden per listener", () => {
+  const config = expectOk(`version: 1
+defaults:
+  maxConnections: 1000
+  maxConnectionsPerClient: 10
+listeners:
+  - name: a
+    listen: 127.0.0.1:8080
+    targets: [127.0.0.1:9000]
+  - name: b
+    listen: 127.0.0.1:8081
+    targets: [127.0.0.1:9000]
+    maxConnections: 5
+`);
+  assert.deepEqual(
+    config.listeners.map((l) => [l.maxConnections, l.maxConnectionsPerClient]),
+    [
+      [1000, 10],
+      [5, 10],
+    ],
+  );
 });

@@ -121,25 +121,13 @@ function aclReferenceIssues(list: unknown, path: Path, acls: ReadonlySet<string>
  * key that works, so these are refused rather than silently ignored. The check looks at
  * keys only, so it fires even when the value has errors of its own.
  */
-const NOT_YET_LISTENER_KEYS = [
-  "allow",
-  "deny",
-  "schedule",
-  "maxConnections",
-  "maxConnectionsPerClient",
-  "healthCheck",
-  "proxyProtocol",
-] as const;
-const NOT_YET_DEFAULTS_KEYS = ["maxConnections", "maxConnectionsPerClient"] as const;
+const NOT_YET_LISTENER_KEYS = ["healthCheck", "proxyProtocol"] as const;
 
 export function unsupportedIssues(data: unknown): SourceIssue[] {
   if (!isMap(data)) return [];
   const issues: SourceIssue[] = [];
   const refuse = (path: Path) => issues.push({ path, message: "not supported yet", atKey: true });
   if (data.admin !== undefined) refuse(["admin"]);
-  if (isMap(data.defaults)) {
-    for (const key of NOT_YET_DEFAULTS_KEYS) if (data.defaults[key] !== undefined) refuse(["defaults", key]);
-  }
   listAt(data.listeners).forEach((l, index) => {
     if (!isMap(l)) return;
     for (const key of NOT_YET_LISTENER_KEYS) if (l[key] !== undefined) refuse(["listeners", index, key]);

@@ -9,4 +9,6 @@ export const BUILT_IN_DEFAULTS = {
   shutdownTimeoutMs: 30_000,
   logLevel: "info" as (typeof LOG_LEVELS)[number],
   balance: "round-robin" as (typeof BALANCE)[number],
+  /** HAProxy's defaults for fall and rise; a slower interval suits a TCP connect check. */
+  healthCheck: { intervalMs: 5_000, timeoutMs: 1_000, fall: 3, rise: 2 },
 };

@@ -10,8 +10,8 @@ import {
 } from "./address.ts";
 import { BUILT_IN_DEFAULTS } from "./defaults.ts";
 import { parseDuration } from "./duration.ts";
-import type { BALANCE, DAYS, LOG_LEVELS, RawConfig, RawListener, RawTarget } from "./schema.ts";
-import { isAclReference } from "./schema.ts";
+import type { BALANCE, LOG_LEVELS, RawConfig, RawListener, RawTarget } from "./schema.ts";
+import { DAYS, isAclReference } from "./schema.ts";
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type Balance = (typeof BALANCE)[number];
@@ -39,6 +39,15 @@ export interface ScheduleWindow {
   readonly to: string;
 }
 
+export interface HealthCheck {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Failures in a row that mark a target down. */
+  readonly fall: number;
+  /** Successes in a row that mark it up again. */
+  readonly rise: number;
+}
+
 export interface ListenerConfig {
   readonly name: string;
   readonly listen: HostPort;
@@ -55,7 +64,7 @@ export interface ListenerConfig {
   readonly idleTimeoutMs: number;
   readonly maxDurationMs: number | undefined;
   readonly halfCloseTimeoutMs: number;
-  readonly healthCheck: RawListener["healthCheck"];
+  readonly healthCheck: HealthCheck | undefined;
   readonly proxyProtocol: "v1" | "v2" | undefined;
   readonly inspect: boolean;
 }
@@ -90,7 +99,7 @@ export function normalise(raw: RawConfig): RuntimeConfig {
       deny: (l.deny ?? []).map(rule),
       schedule: l.schedule && {
         timezone: l.schedule.timezone,
-        windows: l.schedule.windows.map((w) => ({ days: w.days, from: w.from, to: w.to })),
+        windows: l.schedule.windows.map((w) => ({ days: w.days && expandDays(w.days), from: w.from, to: w.to })),
       },
       maxConnections: l.maxConnections ?? defaults.maxConnections,
       maxConnectionsPerClient: l.maxConnectionsPerClient ?? defaults.maxConnectionsPerClient,
@@ -98,7 +107,12 @@ export function normalise(raw: RawConfig): RuntimeConfig {
       idleTimeoutMs: ms(l.idleTimeout ?? defaults.idleTimeout, BUILT_IN_DEFAULTS.idleTimeoutMs),
       maxDurationMs: optionalMs(l.maxDuration ?? defaults.maxDuration),
       halfCloseTimeoutMs: ms(l.halfCloseTimeout ?? defaults.halfCloseTimeout, BUILT_IN_DEFAULTS.halfCloseTimeoutMs),
-      healthCheck: l.healthCheck,
+      healthCheck: l.healthCheck && {
+        intervalMs: ms(l.healthCheck.interval, BUILT_IN_DEFAULTS.healthCheck.intervalMs),
+        timeoutMs: ms(l.healthCheck.timeout, BUILT_IN_DEFAULTS.healthCheck.timeoutMs),
+        fall: l.healthCheck.fall ?? BUILT_IN_DEFAULTS.healthCheck.fall,
+        rise: l.healthCheck.rise ?? BUILT_IN_DEFAULTS.healthCheck.rise,
+      },
       proxyProtocol: l.proxyProtocol,
       inspect: l.inspect ?? false,
     };
@@ -109,6 +123,18 @@ export function normalise(raw: RawConfig): RuntimeConfig {
     logLevel: raw.log?.level ?? BUILT_IN_DEFAULTS.logLevel,
     shutdownTimeoutMs: ms(raw.shutdownTimeout, BUILT_IN_DEFAULTS.shutdownTimeoutMs),
   });
+}
+
+/** ["mon-wed", "sat"] → mon, tue, wed, sat; a range that wraps ("fri-mon") crosses Sunday. */
+function expandDays(entries: readonly string[]): Day[] {
+  const days = new Set<Day>();
+  for (const entry of entries) {
+    const [first, last = first] = entry.split("-") as [Day, Day?];
+    const start = DAYS.indexOf(first);
+    const length = (DAYS.indexOf(last) - start + 7) % 7;
+    for (let i = 0; i <= length; i++) days.add(DAYS[(start + i) % 7] as Day);
+  }
+  return DAYS.filter((d) => days.has(d));
 }
 
 function targetConfig(raw: RawTarget): TargetConfig {

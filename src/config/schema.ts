@@ -78,9 +78,21 @@ const clock = z
   .string()
   .regex(/^(?:[01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$/, { error: 'must be a time "HH:MM" from "00:00" to "24:00"' });
 
+const DAY_PATTERN = `(?:${DAYS.join("|")})`;
+
+const dayOrRange = z
+  .string()
+  .regex(new RegExp(`^${DAY_PATTERN}(?:-${DAY_PATTERN})?$`), {
+    error: 'must be a day (mon, tue, wed, thu, fri, sat, sun) or a range such as "mon-fri"',
+  });
+
 const window = z
   .object({
-    days: z.array(z.enum(DAYS)).min(1).optional(),
+    days: z
+      .array(dayOrRange)
+      .min(1)
+      .optional()
+      .meta(about('Days the window starts on: "mon"…"sun" or ranges like "mon-fri" ("fri-mon" wraps). Default: every day.')),
     from: clock,
     to: clock,
   })

@@ -23,6 +23,8 @@ export function watchConfigFile(path: string, onChange: () => void, log: Logger)
     clearTimeout(timer);
     timer = setTimeout(onChange, DEBOUNCE_MS);
   });
+  // Edits made before chokidar is ready go unseen: say when it is (tests wait for this).
+  watcher.on("ready", () => log.debug({ path }, "watching the config file"));
   watcher.on("error", (error) => log.warn({ path, error: String(error) }, "watching the config file failed"));
   return {
     async close() {
