@@ -43,10 +43,13 @@ export class Reloader {
       });
       return this.running;
     }
-    this.queued ??= this.running.then(() => {
+    const next = () => {
       this.queued = undefined;
       return this.reload(trigger);
-    });
+    };
+    // The follow-up runs however the current run ends: a failed run must not swallow the
+    // newer save that queued it, nor leave a rejected promise that absorbs every later one.
+    this.queued ??= this.running.then(next, next);
     return this.queued;
   }
 

@@ -1,0 +1,169 @@
+// Every way a config file changes on disk reaches tcpgate as one reload of the whole
+// file: in-place edits, saves by rename, delete-and-recreate, a Kubernetes ConfigMap's
+// symlink swap, and SIGHUP when the watcher is off. Real CLI, real files, real sockets.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { delay, startEcho, type TestServer } from "./support/net.ts";
+import {
+  configText,
+  connectOutcome,
+  freePorts,
+  type Gate,
+  gateWith,
+  type ListenerDef,
+  roundTrip,
+  startGate,
+} from "./support/reload.ts";
+
+describe("reload triggers", () => {
+  let echo: TestServer;
+  before(async () => {
+    echo = await startEcho();
+  });
+  after(async () => {
+    await echo?.close();
+  });
+
+  /** Three versions of one file: listener a; a and b; a, b and c. */
+  async function versions(): Promise<{ texts: string[]; ports: number[] }> {
+    const ports = await freePorts(3);
+    const listeners: ListenerDef[] = ports.map((port, i) => ({
+      name: "abc"[i] ?? "",
+      listen: `127.0.0.1:${port}`,
+      targets: [echo.address],
+    }));
+    return { texts: [1, 2, 3].map((n) => configText(listeners.slice(0, n))), ports };
+  }
+
+  /**
+   * Saves version n+1 (0-based: n = 1 adds b, n = 2 adds c) with save(), and checks that
+   * it took exactly one reload, the new listener serves, and the old ones still do.
+   */
+  async function saveAndCheck(gate: Gate, n: number, ports: number[], save: () => void): Promise<number> {
+    const name = "abc"[n] ?? "";
+    const port = ports[n] ?? 0;
+    assert.equal(await connectOutcome(port), "ECONNREFUSED");
+    const from = gate.logs.length;
+    const started = performance.now();
+    save();
+    await gate.waitMsg(`listener ${name}: added on 127.0.0.1:${port}`, { from, timeoutMs: 3000 });
+    const latency = performance.now() - started;
+    await gate.waitApplied(n);
+    assert.equal(await roundTrip(port, `via ${name}`), `via ${name}`);
+    for (const old of ports.slice(0, n)) assert.equal(await roundTrip(old, "still"), "still");
+    // Whatever burst of events the save made, it is one reload, and nothing was rejected.
+    await delay(400);
+    assert.equal(gate.applied(), n, `reload lines: ${gate.messages("reload").join(" | ")}`);
+    assert.deepEqual(gate.messages("reload rejected"), []);
+    return latency;
+  }
+
+  test("an in-place edit adds a listener, within a second", { timeout: 15_000 }, async () => {
+    const { texts, ports } = await versions();
+    const gate = await gateWith(texts[0] ?? "", { watch: true });
+    try {
+      for (const n of [1, 2]) {
+        const latency = await saveAndCheck(gate, n, ports, () => gate.write(texts[n] ?? ""));
+        assert.ok(latency < 1000, `save applied after ${latency.toFixed(0)} ms`);
+      }
+    } finally {
+      await gate.close();
+    }
+  });
+
+  test("a save by rename (write a temp file, rename it over) adds a listener", { timeout: 15_000 }, async () => {
+    const { texts, ports } = await versions();
+    const gate = await gateWith(texts[0] ?? "", { watch: true });
+    try {
+      // Twice: after the first rename, the watcher must follow the new file, not the old inode.
+      for (const n of [1, 2]) {
+        await saveAndCheck(gate, n, ports, () => {
+          const temp = join(gate.dir, ".proxy.yaml.swp");
+          writeFileSync(temp, texts[n] ?? "");
+          renameSync(temp, gate.path);
+        });
+      }
+    } finally {
+      await gate.close();
+    }
+  });
+
+  test("delete and recreate adds a listener", { timeout: 15_000 }, async () => {
+    // Twice: the recreated file often gets the deleted one's inode number back, which once
+    // left the watcher on the dead inode, deaf to every later save.
+    const { texts, ports } = await versions();
+    const gate = await gateWith(texts[0] ?? "", { watch: true });
+    try {
+      for (const n of [1, 2]) {
+        await saveAndCheck(gate, n, ports, () => {
+          unlinkSync(gate.path);
+          writeFileSync(gate.path, texts[n] ?? "");
+        });
+      }
+    } finally {
+      await gate.close();
+    }
+  });
+
+  test("a Kubernetes ConfigMap symlink swap adds a listener", { timeout: 15_000 }, async () => {
+    const { texts, ports } = await versions();
+    // The layout the kubelet writes: proxy.yaml -> ..data/proxy.yaml, ..data -> ..v1.
+    const dir = mkdtempSync(join(tmpdir(), "tcpgate-configmap-"));
+    mkdirSync(join(dir, "..v1"));
+    writeFileSync(join(dir, "..v1", "proxy.yaml"), texts[0] ?? "");
+    symlinkSync("..v1", join(dir, "..data"));
+    symlinkSync(join("..data", "proxy.yaml"), join(dir, "proxy.yaml"));
+    let gate: Gate | undefined;
+    try {
+      gate = await startGate(join(dir, "proxy.yaml"), { watch: true });
+      // Each update: the new version beside the old, ..data swapped atomically, the old removed.
+      for (const n of [1, 2]) {
+        await saveAndCheck(gate, n, ports, () => {
+          mkdirSync(join(dir, `..v${n + 1}`));
+          writeFileSync(join(dir, `..v${n + 1}`, "proxy.yaml"), texts[n] ?? "");
+          symlinkSync(`..v${n + 1}`, join(dir, "..data_tmp"));
+          renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+          rmSync(join(dir, `..v${n}`), { recursive: true });
+        });
+      }
+    } finally {
+      await gate?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("with --no-watch, an edit changes nothing until SIGHUP", { timeout: 15_000 }, async () => {
+    const { texts, ports } = await versions();
+    const gate = await gateWith(texts[0] ?? "", { watch: false });
+    try {
+      gate.write(texts[1] ?? "");
+      // Longer than the watcher's debounce and write-finish wait together, several times.
+      await delay(800);
+      assert.equal(gate.applied(), 0);
+      assert.deepEqual(gate.messages("config file event"), []);
+      await saveAndCheck(gate, 1, ports, () => gate.hangup());
+      assert.ok(gate.logs.some((l) => l.msg === "reload applied" && l.trigger === "SIGHUP"));
+    } finally {
+      await gate.close();
+    }
+  });
+
+  test("a save with unchanged content is not reloaded", { timeout: 15_000 }, async () => {
+    const { texts, ports } = await versions();
+    const gate = await gateWith(texts[0] ?? "", { watch: true });
+    try {
+      gate.write(texts[0] ?? "");
+      await gate.waitMsg("config unchanged: nothing to reload");
+      gate.hangup();
+      await delay(300);
+      assert.equal(gate.applied(), 0);
+      assert.equal(gate.messages("config unchanged: nothing to reload").length, 2);
+      assert.equal(await roundTrip(ports[0] ?? 0, "still"), "still");
+    } finally {
+      await gate.close();
+    }
+  });
+});
