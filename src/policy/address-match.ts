@@ -2,6 +2,7 @@
 // lookup costs one map probe per distinct prefix length in the list (a handful in
 // practice, at most 33 for IPv4), however many thousand entries the list holds.
 import ipaddr from "ipaddr.js";
+import type { Cidr } from "../config/address.ts";
 import type { Rule } from "../config/runtime.ts";
 
 /** A client address, reduced to what matching needs. */
@@ -71,10 +72,11 @@ export function compileRules(rules: readonly Rule[]): AddressMatcher {
     for (const cidr of rule.cidrs) {
       const entry = { rule: rule.source, cidr: cidr.text, order: order++ };
       size++;
-      if (cidr.family === 4) {
-        const table = v4.get(cidr.prefix) ?? new Map<number, Entry>();
-        v4.set(cidr.prefix, table);
-        const key = maskV4(dottedToNumber(cidr.address.toString()) as number, cidr.prefix);
+      const asV4 = ipv4View(cidr);
+      if (asV4) {
+        const table = v4.get(asV4.prefix) ?? new Map<number, Entry>();
+        v4.set(asV4.prefix, table);
+        const key = maskV4(asV4.address, asV4.prefix);
         if (!table.has(key)) table.set(key, entry);
       } else {
         const table = v6.get(cidr.prefix) ?? new Map<string, Entry>();
@@ -104,6 +106,19 @@ export function compileRules(rules: readonly Rule[]): AddressMatcher {
       return best && { rule: best.rule, cidr: best.cidr };
     },
   };
+}
+
+/**
+ * The IPv4 range an entry stands for: an IPv4 CIDR, or one written in the IPv4-mapped
+ * form ("::ffff:10.1.2.3", as a dual-stack socket, and our own bridge log, print IPv4
+ * clients). Clients are matched as IPv4 once unmapped, so a mapped entry kept as IPv6
+ * could never match anyone: a deny rule copied from a log line would silently do nothing.
+ */
+function ipv4View(cidr: Cidr): { address: number; prefix: number } | undefined {
+  if (cidr.family === 4) return { address: dottedToNumber(cidr.address.toString()) as number, prefix: cidr.prefix };
+  const address = cidr.address as ipaddr.IPv6;
+  if (cidr.prefix < 96 || !address.isIPv4MappedAddress()) return undefined;
+  return { address: dottedToNumber(address.toIPv4Address().toString()) as number, prefix: cidr.prefix - 96 };
 }
 
 function maskV4(address: number, prefix: number): number {
