@@ -3,14 +3,13 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
+import { type App, startApp } from "./app.ts";
 import { formatHostPort, parseListenAddress, parseTargetAddress } from "./config/address.ts";
 import { type LoadResult, loadConfigFile, parseConfig } from "./config/load.ts";
 import { LOG_LEVELS } from "./config/schema.ts";
 import { summarise } from "./config/summary.ts";
-import { type FileWatch, watchConfigFile } from "./config/watch.ts";
-import { BindError, Gateway } from "./gateway.ts";
+import { BindError } from "./gateway.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { Reloader } from "./reloader.ts";
 
 const USAGE = `Usage:
   tcpgate <listen-host> <listen-port> <target-host> <target-port>   quick mode, no config file
@@ -116,9 +115,18 @@ async function main(argv: string[]): Promise<number> {
 
   const levelOverride = options["log-level"];
   const log = createLogger({ level: levelOverride ?? loaded.config.logLevel, pretty: options.pretty ?? false });
-  const gateway = new Gateway(log);
+  let app: App;
   try {
-    await gateway.start(loaded.config);
+    app = await startApp({
+      config: loaded.config,
+      file:
+        configPath === undefined ? undefined : { path: configPath, sha256: loaded.sha256, watch: !options["no-watch"] },
+      version: version(),
+      log,
+      onApplied: (config) => {
+        if (levelOverride === undefined) log.level = config.logLevel;
+      },
+    });
   } catch (error) {
     if (error instanceof BindError) {
       process.stderr.write(`tcpgate: ${error.message}\n`);
@@ -127,39 +135,27 @@ async function main(argv: string[]): Promise<number> {
     throw error;
   }
   log.info({ version: version(), config: configPath ?? "arguments" }, "tcpgate started");
-
-  let watcher: FileWatch | undefined;
-  if (configPath === undefined) {
-    onHangup = () => log.warn("SIGHUP: quick mode has no config file to reload");
-  } else {
-    const reloader = new Reloader(configPath, gateway, log, loaded.sha256, (config) => {
-      if (levelOverride === undefined) log.level = config.logLevel;
-    });
-    const reload = (trigger: string) => {
-      reloader.reload(trigger).catch((error: unknown) => log.error({ trigger, error: String(error) }, "reload failed"));
-    };
-    onHangup = () => reload("SIGHUP");
-    if (!options["no-watch"]) watcher = watchConfigFile(configPath, () => reload("file"), log);
-  }
-  const code = await untilShutdown(gateway, log);
-  await watcher?.close();
-  return code;
+  onHangup = () => {
+    const reloading = app.reload("SIGHUP");
+    if (!reloading) log.warn("SIGHUP: quick mode has no config file to reload");
+    reloading?.catch((error: unknown) => log.error({ error: String(error) }, "reload failed"));
+  };
+  return await untilShutdown(app, log);
 }
 
-function untilShutdown(gateway: Gateway, log: Logger): Promise<number> {
+function untilShutdown(app: App, log: Logger): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) {
         log.warn({ signal }, "second signal: closing every bridge now");
-        gateway.closeAllBridges();
+        app.closeAllBridges();
         return;
       }
       stopping = true;
       onHangup = () => log.warn("SIGHUP ignored: shutting down");
-      const timeoutMs = gateway.config?.shutdownTimeoutMs ?? 0;
       log.info({ signal }, "shutting down");
-      gateway.shutdown(timeoutMs).then(() => {
+      app.shutdown().then(() => {
         log.info("stopped");
         resolve(0);
       });

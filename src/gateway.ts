@@ -1,21 +1,39 @@
 // The gateway holds the running listeners. It starts them all or none, applies a reload
 // plan as one transaction, and shuts down gracefully.
 import type { Server } from "node:net";
+import type { AdminServer } from "./admin/server.ts";
+import type { ListenerView } from "./admin/view.ts";
 import type { HostPort } from "./config/address.ts";
 import { diff, type ReloadPlan } from "./config/diff.ts";
 import { listenOverlaps } from "./config/overlap.ts";
-import type { RuntimeConfig } from "./config/runtime.ts";
+import type { ListenerConfig, RuntimeConfig } from "./config/runtime.ts";
 import type { Logger } from "./log.ts";
+import type { BridgeEnd } from "./proxy/bridge.ts";
 import { Listener } from "./proxy/listener.ts";
 
 /** A listen address could not be bound; nothing was changed. */
 export class BindError extends Error {}
 
+/** Anything that owns a listening socket: a listener, or the admin endpoint. */
+export interface Endpoint {
+  bind(address: HostPort): Promise<Server>;
+  /** Serves from server from now on, closing the previous socket; undefined stops serving. */
+  use(server: Server | undefined): void;
+}
+
 interface Binding {
-  readonly listener: Listener;
+  readonly endpoint: Endpoint;
+  readonly label: string;
   readonly address: HostPort;
   readonly key: string;
   server?: Server;
+}
+
+/** A socket this reload gives up, and how to take it back if the reload fails. */
+interface Release {
+  readonly address: HostPort;
+  release(): void;
+  restore(): Promise<void>;
 }
 
 export class Gateway {
@@ -23,11 +41,21 @@ export class Gateway {
   /** Removed listeners whose bridges are still open. */
   private readonly draining = new Set<Listener>();
   private running: RuntimeConfig | undefined;
+  private applied = 0;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly admin?: AdminServer,
+    private readonly onBridgeEnd?: (end: BridgeEnd) => void,
+  ) {}
 
   get config(): RuntimeConfig | undefined {
     return this.running;
+  }
+
+  /** Epoch ms when the running config was applied. */
+  get appliedAt(): number {
+    return this.applied;
   }
 
   get openBridges(): number {
@@ -36,7 +64,31 @@ export class Gateway {
     return open;
   }
 
-  /** Binds every listener, or none. */
+  /** What the admin endpoint shows of each listener, draining ones included. */
+  views(): ListenerView[] {
+    const view = (l: Listener, state: ListenerView["state"]): ListenerView => ({
+      name: l.config.name,
+      listen: l.config.listenKey,
+      state,
+      open: l.bridges.size,
+      counters: l.counters,
+      bytes: () => l.bytes(),
+      config: l.config,
+      targets: l.targets.map((t) => ({
+        key: t.config.key,
+        up: t.up,
+        open: t.open,
+        connectFailures: t.connectFailures,
+        lastError: t.lastError,
+      })),
+    });
+    return [
+      ...[...this.listeners.values()].map((l) => view(l, "serving")),
+      ...[...this.draining].map((l) => view(l, "draining")),
+    ];
+  }
+
+  /** Binds every listener (and the admin endpoint), or none. */
   async start(config: RuntimeConfig): Promise<void> {
     await this.apply(config);
     for (const l of this.listeners.values()) {
@@ -45,6 +97,7 @@ export class Gateway {
         "listening",
       );
     }
+    if (config.admin) this.log.info({ listen: config.admin.listenKey }, "admin endpoint listening");
   }
 
   /**
@@ -53,16 +106,23 @@ export class Gateway {
    * changes. Then the swap happens in one synchronous step. Open bridges are never touched.
    */
   async apply(next: RuntimeConfig): Promise<ReloadPlan> {
-    const plan = diff(this.running ?? { ...next, listeners: [] }, next);
-    const added = plan.add.map((config) => new Listener(config, this.log));
+    const plan = diff(this.running ?? { ...next, listeners: [], admin: undefined }, next);
+    const added = plan.add.map((config) => new Listener(config, this.log, this.onBridgeEnd));
     const bindings: Binding[] = [
-      ...added.map((listener) => ({ listener, address: listener.config.listen, key: listener.config.listenKey })),
-      ...plan.rebind.map((r) => ({ listener: this.existing(r.config.name), address: r.config.listen, key: r.to })),
+      ...added.map((l) => listenerBinding(l, l.config)),
+      ...plan.rebind.map((r) => listenerBinding(this.existing(r.config.name), r.config)),
     ];
-    const leaving = [...plan.remove, ...plan.rebind.map((r) => r.config)].map((c) => this.existing(c.name));
+    const releases: Release[] = [...plan.remove, ...plan.rebind.map((r) => r.config)].map((c) => {
+      const l = this.existing(c.name);
+      return { address: l.config.listen, release: () => l.stopAccepting(), restore: () => this.listenAgain(l) };
+    });
+    const adminChange = this.adminChange(next);
+    if (adminChange.binding) bindings.push(adminChange.binding);
+    if (adminChange.release) releases.push(adminChange.release);
+
     // An address that overlaps one this reload gives up (127.0.0.1:80 → 0.0.0.0:80) cannot
     // be bound while the old one is open: Node 20 has no SO_REUSEPORT. Those go last.
-    const releasing = (b: Binding) => leaving.filter((l) => listenOverlaps(l.config.listen, b.address));
+    const releasing = (b: Binding) => releases.filter((r) => listenOverlaps(r.address, b.address));
     const [clear, blocked] = partition(bindings, (b) => releasing(b).length === 0);
 
     await this.bindAll(clear, bindings);
@@ -71,37 +131,67 @@ export class Gateway {
         { addresses: blocked.map((b) => b.key) },
         "rebinding an address that overlaps one being released: clients may be refused for an instant",
       );
-      const released = blocked.flatMap(releasing);
-      for (const l of released) l.stopAccepting();
+      const released = [...new Set(blocked.flatMap(releasing))];
+      for (const r of released) r.release();
       await this.bindAll(blocked, bindings, released);
     }
 
     // The commit: from here on nothing can fail, and nothing awaits.
-    for (const b of bindings) b.listener.use(b.server as Server);
+    for (const b of bindings) b.endpoint.use(b.server);
     for (const l of added) this.listeners.set(l.config.name, l);
     for (const r of plan.rebind) this.existing(r.config.name).update(r.config);
     for (const u of plan.update) this.existing(u.config.name).update(u.config);
     for (const config of plan.remove) this.retire(this.existing(config.name));
+    if (this.admin) {
+      if (!next.admin) this.admin.use(undefined);
+      this.admin.restrict(next.admin?.allow ?? []);
+    }
     this.running = next;
+    this.applied = Date.now();
     return plan;
   }
 
+  /** The admin endpoint's part of a reload: a new address to bind, an old one to give up. */
+  private adminChange(next: RuntimeConfig): { binding?: Binding; release?: Release } {
+    const before = this.running?.admin;
+    const after = next.admin;
+    const admin = this.admin;
+    if (!admin || before?.listenKey === after?.listenKey) return {};
+    return {
+      binding: after && { endpoint: admin, label: "admin", address: after.listen, key: after.listenKey },
+      release: before && {
+        address: before.listen,
+        release: () => admin.use(undefined),
+        restore: async () => {
+          try {
+            admin.use(await admin.bind(before.listen));
+          } catch (error) {
+            this.log.error(
+              { error: describeBindError(error) },
+              "admin endpoint could not listen again after a failed reload",
+            );
+          }
+        },
+      },
+    };
+  }
+
   /**
-   * Binds each address; on any failure closes every server bound for this reload, lets
-   * listeners that released their socket for it listen again, and throws.
+   * Binds each address; on any failure closes every server bound for this reload, gives
+   * back the sockets released for it, and throws.
    */
-  private async bindAll(subset: Binding[], all: Binding[], released: Listener[] = []): Promise<void> {
-    const results = await Promise.allSettled(subset.map((b) => b.listener.bind(b.address)));
+  private async bindAll(subset: Binding[], all: Binding[], released: Release[] = []): Promise<void> {
+    const results = await Promise.allSettled(subset.map((b) => b.endpoint.bind(b.address)));
     results.forEach((r, i) => {
       if (r.status === "fulfilled") (subset[i] as Binding).server = r.value;
     });
     const failed = results.findIndex((r) => r.status === "rejected");
     if (failed < 0) return;
     for (const b of all) b.server?.close();
-    for (const l of released) await this.listenAgain(l);
+    for (const r of released) await r.restore();
     const b = subset[failed] as Binding;
     const reason = (results[failed] as PromiseRejectedResult).reason;
-    throw new BindError(`listener ${b.listener.config.name}: cannot listen on ${b.key}: ${describeBindError(reason)}`);
+    throw new BindError(`${b.label}: cannot listen on ${b.key}: ${describeBindError(reason)}`);
   }
 
   private async listenAgain(listener: Listener): Promise<void> {
@@ -122,7 +212,7 @@ export class Gateway {
   }
 
   private retire(listener: Listener): void {
-    listener.stopAccepting();
+    listener.retire();
     this.listeners.delete(listener.config.name);
     if (listener.bridges.size === 0) return;
     this.draining.add(listener);
@@ -136,7 +226,7 @@ export class Gateway {
   /** Stops accepting at once, lets bridges finish for up to timeoutMs, then ends the rest. */
   async shutdown(timeoutMs: number): Promise<void> {
     const all = this.allListeners();
-    for (const l of all) l.stopAccepting();
+    for (const l of all) l.retire();
     const open = this.openBridges;
     if (open > 0) this.log.info({ openBridges: open, timeoutMs }, "waiting for open bridges to finish");
     let timer: NodeJS.Timeout | undefined;
@@ -152,6 +242,10 @@ export class Gateway {
   closeAllBridges(): void {
     for (const l of this.allListeners()) l.endAll("shutdown");
   }
+}
+
+function listenerBinding(listener: Listener, config: ListenerConfig): Binding {
+  return { endpoint: listener, label: `listener ${config.name}`, address: config.listen, key: config.listenKey };
 }
 
 function partition<T>(items: T[], test: (item: T) => boolean): [T[], T[]] {

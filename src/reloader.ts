@@ -23,6 +23,8 @@ export class Reloader {
   private running: Promise<ReloadOutcome> | undefined;
   private queued: Promise<ReloadOutcome> | undefined;
   private lastOutcome: ReloadOutcome | undefined;
+  /** Reloads by outcome, for the metrics. */
+  readonly counts: Record<ReloadOutcome["outcome"], number> = { applied: 0, rejected: 0, unchanged: 0 };
 
   constructor(
     private readonly path: string,
@@ -34,6 +36,11 @@ export class Reloader {
 
   get last(): ReloadOutcome | undefined {
     return this.lastOutcome;
+  }
+
+  /** sha256 of the running config. */
+  get runningSha256(): string {
+    return this.sha256;
   }
 
   reload(trigger: string): Promise<ReloadOutcome> {
@@ -56,6 +63,7 @@ export class Reloader {
   private async run(trigger: string): Promise<ReloadOutcome> {
     const outcome = (result: Omit<ReloadOutcome, "at" | "trigger" | "sha256">): ReloadOutcome => {
       this.lastOutcome = { at: new Date().toISOString(), trigger, sha256: this.sha256, ...result };
+      this.counts[result.outcome]++;
       return this.lastOutcome;
     };
     const loaded = await loadConfigFile(this.path);

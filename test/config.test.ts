@@ -425,57 +425,72 @@ test("limits must be positive whole numbers", () => {
   ]);
 });
 
-// --- features that have not landed --------------------------------------------------------
+// --- the whole contract ----------------------------------------------------------------
 
-test('every key whose feature has not landed is refused as "not supported yet", never ignored', () => {
-  const yaml = `version: 1
+test("every key of SPEC §2 loads: the contract's own example is a valid config", () => {
+  const config = expectOk(`version: 1
 acls:
-  office: [10.20.0.0/16]
+  office: [10.20.0.0/16, "2001:db8:42::/48"]
+  quarantine: [10.20.99.0/24]
+defaults:
+  connectTimeout: 5s
+  idleTimeout: 15m
+  maxConnections: 1000
 admin:
   listen: 127.0.0.1:9901
-defaults:
-  maxConnections: 1000
-  maxConnectionsPerClient: 10
+  allow: [127.0.0.1]
+log:
+  level: info
+shutdownTimeout: 30s
 listeners:
-  - name: web
-    listen: 127.0.0.1:8080
-    targets: [127.0.0.1:9000]
-    allow: [office]
-    deny: [10.1.0.0/16]
+  - name: postgres
+    listen: 0.0.0.0:15432
+    targets:
+      - 192.168.0.100:5432
+      - address: 192.168.0.101:5432
+        weight: 2
+    balance: least-connections
+    allow: [office, 192.168.20.0/24]
+    deny: [quarantine]
     schedule:
+      timezone: Europe/Berlin
       windows:
-        - from: "07:00"
+        - days: [mon, tue, wed, thu, fri]
+          from: "07:00"
           to: "19:00"
     maxConnections: 200
     maxConnectionsPerClient: 10
+    maxDuration: 8h
+    idleTimeout: 30m
+    halfCloseTimeout: 1m
+    connectTimeout: 3s
     healthCheck:
       interval: 5s
+      timeout: 1s
+      fall: 3
+      rise: 2
     proxyProtocol: v2
-    balance: least-connections
-    inspect: true
-`;
-  expectErrors(yaml, [
-    "proxy.yaml:4:1: admin: not supported yet",
-    "proxy.yaml:21:5: listeners[0].healthCheck: not supported yet",
-    "proxy.yaml:23:5: listeners[0].proxyProtocol: not supported yet",
-    'proxy.yaml:24:14: listeners[0].balance: "least-connections" is not supported yet (only round-robin)',
-    "proxy.yaml:25:14: listeners[0].inspect: true is not supported yet (only false)",
-  ]);
-  for (const balance of ["random", "source-hash"]) {
-    expectErrors(withListener(`    balance: ${balance}\n`), [
-      `proxy.yaml:6:14: listeners[0].balance: "${balance}" is not supported yet (only round-robin)`,
-    ]);
-  }
-  // An empty allow list restricts nothing (SPEC: "present and non-empty").
-  expectOk(withListener("    allow: []\n"));
-  expectOk(withListener("    balance: round-robin\n    inspect: false\n"));
+    inspect: false
+`);
+  const l = config.listeners[0];
+  assert.equal(l?.balance, "least-connections");
+  assert.deepEqual(l?.healthCheck, { intervalMs: 5000, timeoutMs: 1000, fall: 3, rise: 2 });
+  assert.equal(l?.proxyProtocol, "v2");
+  assert.equal(config.admin?.listenKey, "127.0.0.1:9901");
+  assert.deepEqual(
+    config.admin?.allow.map((r) => r.source),
+    ["127.0.0.1"],
+  );
 });
 
-test("the refusal holds even when the listener has other errors", () => {
-  expectErrors(withListener("    proxyProtocol: v2\n    deny: [10.0.0.5/8]\n    listen2: x\n"), [
-    "proxy.yaml:6:5: listeners[0].proxyProtocol: not supported yet",
-    'proxy.yaml:7:12: listeners[0].deny[0]: "10.0.0.5/8" has host bits set (did you mean 10.0.0.0/8?)',
-    'proxy.yaml:8:5: listeners[0].listen2: unknown key "listen2" (did you mean listen?)',
+test("health check settings default to interval 5s, timeout 1s, fall 3, rise 2", () => {
+  const config = expectOk(withListener("    healthCheck: {}\n"));
+  assert.deepEqual(config.listeners[0]?.healthCheck, { intervalMs: 5000, timeoutMs: 1000, fall: 3, rise: 2 });
+});
+
+test("the admin endpoint may not share an address with a listener", () => {
+  expectErrors(`version: 1\nadmin:\n  listen: ":8080"\n${withListener().slice("version: 1\n".length)}`, [
+    'proxy.yaml:3:11: admin.listen: :8080 overlaps 127.0.0.1:8080 of listener "web" (listeners[0]): a wildcard address covers every address on its port',
   ]);
 });
 
@@ -538,6 +553,7 @@ test("normalisation: built-in defaults fill every gap", () => {
         inspect: false,
       },
     ],
+    admin: undefined,
     logLevel: "info",
     shutdownTimeoutMs: 30_000,
   });

@@ -3,7 +3,7 @@
 // well-formed, even when other parts failed the schema, so one pass reports every error.
 import { formatHostPort, type HostPort, parseListenAddress, parseTargetAddress } from "./address.ts";
 import { listenOverlaps } from "./overlap.ts";
-import { BALANCE, isAclReference, listenerSchema, type RawListener } from "./schema.ts";
+import { isAclReference, listenerSchema, type RawListener } from "./schema.ts";
 import type { SourceIssue } from "./yaml-source.ts";
 
 type Path = (string | number)[];
@@ -37,6 +37,7 @@ export function crossFieldIssues(data: unknown): SourceIssue[] {
   const issues: SourceIssue[] = [
     ...nameIssues(listeners),
     ...addressIssues(listeners),
+    ...adminAddressIssues(data, listeners),
     ...listeners.flatMap((l, index) => (l ? targetIssues(l, index) : [])),
   ];
   if (acls) {
@@ -81,6 +82,22 @@ function addressIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {
   return issues;
 }
 
+/** The admin endpoint needs a port of its own, like any listener. */
+function adminAddressIssues(data: unknown, listeners: (RawListener | undefined)[]): SourceIssue[] {
+  if (!isMap(data) || !isMap(data.admin) || typeof data.admin.listen !== "string") return [];
+  const admin = parseListenAddress(data.admin.listen);
+  if (!admin.ok) return [];
+  for (const [index, l] of listeners.entries()) {
+    if (!l) continue;
+    const address = parseListenAddress(l.listen);
+    if (address.ok && listenOverlaps(address.value, admin.value)) {
+      const clash = { address: address.value, index, name: l.name };
+      return [{ path: ["admin", "listen"], message: clashMessage(admin.value, clash) }];
+    }
+  }
+  return [];
+}
+
 function clashMessage(address: HostPort, clash: { address: HostPort; index: number; name: string }): string {
   const other = `listener "${clash.name}" (listeners[${clash.index}])`;
   const mine = formatHostPort(address);
@@ -114,37 +131,4 @@ function aclReferenceIssues(list: unknown, path: Path, acls: ReadonlySet<string>
       ? [{ path: [...path, i], message: `no acl named "${entry}" in acls` }]
       : [],
   );
-}
-
-/**
- * Keys of the contract whose behaviour has not been built yet. A key tcpgate accepts is a
- * key that works, so these are refused rather than silently ignored. The check looks at
- * keys only, so it fires even when the value has errors of its own.
- */
-const NOT_YET_LISTENER_KEYS = ["healthCheck", "proxyProtocol"] as const;
-
-export function unsupportedIssues(data: unknown): SourceIssue[] {
-  if (!isMap(data)) return [];
-  const issues: SourceIssue[] = [];
-  const refuse = (path: Path) => issues.push({ path, message: "not supported yet", atKey: true });
-  if (data.admin !== undefined) refuse(["admin"]);
-  listAt(data.listeners).forEach((l, index) => {
-    if (!isMap(l)) return;
-    for (const key of NOT_YET_LISTENER_KEYS) if (l[key] !== undefined) refuse(["listeners", index, key]);
-    // An unknown strategy is the schema's error; a known one that is not built yet is ours.
-    if (
-      typeof l.balance === "string" &&
-      l.balance !== "round-robin" &&
-      (BALANCE as readonly string[]).includes(l.balance)
-    ) {
-      issues.push({
-        path: ["listeners", index, "balance"],
-        message: `"${l.balance}" is not supported yet (only round-robin)`,
-      });
-    }
-    if (l.inspect === true) {
-      issues.push({ path: ["listeners", index, "inspect"], message: "true is not supported yet (only false)" });
-    }
-  });
-  return issues;
 }

@@ -24,7 +24,7 @@ export interface ReloadPlan {
   /** Same address, other settings changed: applied in place. */
   readonly update: readonly Update[];
   readonly unchanged: readonly string[];
-  /** Top-level settings that changed (logLevel, shutdownTimeoutMs). */
+  /** Top-level settings that changed (logLevel, shutdownTimeoutMs, admin). */
   readonly settings: readonly string[];
 }
 
@@ -48,7 +48,7 @@ export function diff(current: RuntimeConfig, next: RuntimeConfig): ReloadPlan {
     }
   }
   const remove = current.listeners.filter((l) => !after.has(l.name));
-  const settings = (["logLevel", "shutdownTimeoutMs"] as const).filter((k) => current[k] !== next[k]);
+  const settings = (["logLevel", "shutdownTimeoutMs", "admin"] as const).filter((k) => !sameValue(current[k], next[k]));
   return { add, remove, rebind, update, unchanged, settings };
 }
 

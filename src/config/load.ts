@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import type { z } from "zod";
-import { crossFieldIssues, unsupportedIssues } from "./checks.ts";
+import { crossFieldIssues } from "./checks.ts";
 import { describe } from "./describe.ts";
 import { normalise, type RuntimeConfig } from "./runtime.ts";
 import { configSchema } from "./schema.ts";
@@ -68,7 +68,6 @@ export function parseConfig(bytes: Uint8Array | string, file: string): LoadResul
   const issues: SourceIssue[] = [
     ...(parsed.success ? [] : parsed.error.issues.flatMap((issue) => fromZod(issue, [], source.data))),
     ...crossFieldIssues(source.data),
-    ...unsupportedIssues(source.data),
   ];
   if (issues.length > 0) return { ok: false, errors: render(issues, source) };
   if (!parsed.success) return { ok: false, errors: [`${file}: invalid config`] };

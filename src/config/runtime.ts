@@ -69,8 +69,15 @@ export interface ListenerConfig {
   readonly inspect: boolean;
 }
 
+export interface AdminConfig {
+  readonly listen: HostPort;
+  readonly listenKey: string;
+  readonly allow: readonly Rule[];
+}
+
 export interface RuntimeConfig {
   readonly listeners: readonly ListenerConfig[];
+  readonly admin: AdminConfig | undefined;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
 }
@@ -118,8 +125,14 @@ export function normalise(raw: RawConfig): RuntimeConfig {
     };
   };
 
+  const admin = (raw: NonNullable<RawConfig["admin"]>): AdminConfig => {
+    const listen = must(parseListenAddress)(raw.listen);
+    return { listen, listenKey: formatHostPort(listen), allow: (raw.allow ?? []).map(rule) };
+  };
+
   return deepFreeze({
     listeners: raw.listeners.map(listener),
+    admin: raw.admin && admin(raw.admin),
     logLevel: raw.log?.level ?? BUILT_IN_DEFAULTS.logLevel,
     shutdownTimeoutMs: ms(raw.shutdownTimeout, BUILT_IN_DEFAULTS.shutdownTimeoutMs),
   });

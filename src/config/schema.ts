@@ -80,11 +80,9 @@ const clock = z
 
 const DAY_PATTERN = `(?:${DAYS.join("|")})`;
 
-const dayOrRange = z
-  .string()
-  .regex(new RegExp(`^${DAY_PATTERN}(?:-${DAY_PATTERN})?$`), {
-    error: 'must be a day (mon, tue, wed, thu, fri, sat, sun) or a range such as "mon-fri"',
-  });
+const dayOrRange = z.string().regex(new RegExp(`^${DAY_PATTERN}(?:-${DAY_PATTERN})?$`), {
+  error: 'must be a day (mon, tue, wed, thu, fri, sat, sun) or a range such as "mon-fri"',
+});
 
 const window = z
   .object({
@@ -92,7 +90,9 @@ const window = z
       .array(dayOrRange)
       .min(1)
       .optional()
-      .meta(about('Days the window starts on: "mon"…"sun" or ranges like "mon-fri" ("fri-mon" wraps). Default: every day.')),
+      .meta(
+        about('Days the window starts on: "mon"…"sun" or ranges like "mon-fri" ("fri-mon" wraps). Default: every day.'),
+      ),
     from: clock,
     to: clock,
   })

@@ -1,8 +1,10 @@
 // A bridge joins one client socket to one target socket: bytes flow both ways in order,
 // a FIN is passed on as a FIN, a reset as a reset, and a slow reader slows the writer.
 import { connect, type Socket } from "node:net";
-import type { ListenerConfig, TargetConfig } from "../config/runtime.ts";
-import type { Balancer } from "./balancer.ts";
+import type { ListenerConfig } from "../config/runtime.ts";
+import type { Inspector } from "./inspect.ts";
+import { proxyHeaderV1, proxyHeaderV2 } from "./proxy-protocol.ts";
+import type { TargetPool, TargetState } from "./target-pool.ts";
 
 export type EndReason =
   | "client-closed"
@@ -33,7 +35,7 @@ export interface BridgeEnd {
 
 export type BridgeSettings = Pick<
   ListenerConfig,
-  "name" | "connectTimeoutMs" | "idleTimeoutMs" | "maxDurationMs" | "halfCloseTimeoutMs"
+  "name" | "connectTimeoutMs" | "idleTimeoutMs" | "maxDurationMs" | "halfCloseTimeoutMs" | "proxyProtocol"
 >;
 
 /** Keep-alive probes find peers that vanished without a FIN (a pulled cable, a dead NAT entry). */
@@ -45,8 +47,8 @@ export class Bridge {
   readonly clientPort: number;
   private readonly startedAt = performance.now();
   private target: Socket | undefined;
-  private targetConfig: TargetConfig | undefined;
-  private readonly tried = new Set<TargetConfig>();
+  private targetState: TargetState | undefined;
+  private readonly tried = new Set<TargetState>();
   private readonly errors: string[] = [];
   private firstEnd: EndReason | undefined;
   private clientClosed = false;
@@ -60,6 +62,7 @@ export class Bridge {
     client: Socket,
     private readonly settings: BridgeSettings,
     private readonly onEnd: (end: BridgeEnd, bridge: Bridge) => void,
+    private readonly inspector?: Inspector,
   ) {
     this.client = client;
     // remoteAddress is gone once the socket is destroyed: read it now.
@@ -73,18 +76,26 @@ export class Bridge {
     });
   }
 
-  /** Opens the target side, trying each target once in the balancer's order. */
-  connect(balancer: Balancer): void {
+  /** Bytes carried so far: client → target (up) and target → client (down). */
+  bytes(): { up: number; down: number } {
+    return { up: this.client.bytesRead, down: this.target?.bytesRead ?? 0 };
+  }
+
+  /**
+   * Opens the target side, trying each target at most once in the pool's order.
+   * clientKey is the client's address, for source-hash balancing.
+   */
+  connect(pool: TargetPool, clientKey: string): void {
     if (this.finished) return;
-    const candidate = balancer.next(this.tried);
+    const candidate = pool.next(this.tried, clientKey);
     if (!candidate) {
       this.finish("connect-failed");
       return;
     }
     this.tried.add(candidate);
     const socket = connect({
-      host: candidate.address.host,
-      port: candidate.address.port,
+      host: candidate.config.address.host,
+      port: candidate.config.address.port,
       allowHalfOpen: true,
       noDelay: true,
       keepAlive: true,
@@ -97,8 +108,9 @@ export class Bridge {
       // Errors after giving up (a late RST) belong to nobody; swallow them.
       socket.on("error", () => {});
       socket.destroy();
-      this.errors.push(`${candidate.key} ${code}`);
-      this.connect(balancer);
+      this.errors.push(`${candidate.config.key} ${code}`);
+      pool.connectFailed(candidate, code);
+      this.connect(pool, clientKey);
     };
     socket.once("timeout", () => giveUp("ETIMEDOUT"));
     socket.once("error", (error: NodeJS.ErrnoException) => giveUp(error.code ?? error.message));
@@ -109,16 +121,18 @@ export class Bridge {
         socket.destroy();
         return;
       }
+      pool.connected(candidate);
       this.join(socket, candidate);
     });
     this.pending = socket;
   }
 
-  private join(target: Socket, config: TargetConfig): void {
+  private join(target: Socket, state: TargetState): void {
     this.pending = undefined;
     this.target = target;
-    this.targetConfig = config;
+    this.targetState = state;
     const client = this.client;
+    if (this.settings.proxyProtocol) target.write(this.proxyHeader(this.settings.proxyProtocol));
     target.on("error", (error) => this.onSocketError("target", error));
     target.on("close", () => {
       this.targetClosed = true;
@@ -126,6 +140,11 @@ export class Bridge {
     });
     forward(client, target, () => this.onHalfClose("client-closed"));
     forward(target, client, () => this.onHalfClose("target-closed"));
+    const inspector = this.inspector;
+    if (inspector) {
+      client.on("data", (chunk: Buffer) => inspector("up", chunk));
+      target.on("data", (chunk: Buffer) => inspector("down", chunk));
+    }
     // Every byte either way passes through the client socket, so its inactivity timer
     // is the bridge's: no extra timer or per-chunk bookkeeping needed.
     client.setTimeout(this.settings.idleTimeoutMs, () => this.finish("idle-timeout"));
@@ -156,10 +175,22 @@ export class Bridge {
     else if (this.targetClosed && this.firstEnd === undefined) this.finish("target-closed");
   }
 
+  /** The PROXY header: the client's address, and the address it connected to. */
+  private proxyHeader(version: "v1" | "v2"): Buffer {
+    const endpoints = {
+      sourceAddress: this.clientAddress,
+      sourcePort: this.clientPort,
+      destinationAddress: this.client.localAddress ?? "",
+      destinationPort: this.client.localPort ?? 0,
+    };
+    return version === "v1" ? proxyHeaderV1(endpoints) : proxyHeaderV2(endpoints);
+  }
+
   /** Ends the bridge once; a reset on one side is passed on as a reset to the other. */
   finish(reason: EndReason): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.targetState) this.targetState.open--;
     clearTimeout(this.durationTimer);
     clearTimeout(this.halfCloseTimer);
     const resetOther = reason === "client-reset" ? this.target : reason === "target-reset" ? this.client : undefined;
@@ -173,7 +204,7 @@ export class Bridge {
         listener: this.settings.name,
         client: this.clientAddress,
         clientPort: this.clientPort,
-        target: this.targetConfig?.key,
+        target: this.targetState?.config.key,
         bytesUp: this.client.bytesRead,
         bytesDown: this.target?.bytesRead ?? 0,
         durationMs: Math.round(performance.now() - this.startedAt),

@@ -6,15 +6,19 @@ import type { ListenerConfig } from "../config/runtime.ts";
 import type { Logger } from "../log.ts";
 import { parseClientAddress } from "../policy/address-match.ts";
 import { compilePolicy, type Policy, REFUSAL_REASONS, type RefusalReason } from "../policy/admission.ts";
-import { type Balancer, RoundRobin } from "./balancer.ts";
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
+import { createInspector } from "./inspect.ts";
 import { RefusalLog } from "./refusal-log.ts";
+import { TargetPool } from "./target-pool.ts";
 
 /** Running totals per listener; at any quiet moment accepted = refused + closed + open. */
 export interface ListenerCounters {
   accepted: number;
   refused: Record<RefusalReason, number>;
   closed: number;
+  /** Bytes carried by bridges that have ended; open ones are added when read. */
+  bytesUpClosed: number;
+  bytesDownClosed: number;
 }
 
 export class Listener {
@@ -23,20 +27,24 @@ export class Listener {
     accepted: 0,
     refused: Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>,
     closed: 0,
+    bytesUpClosed: 0,
+    bytesDownClosed: 0,
   };
   /** Open bridges per client address, for maxConnectionsPerClient. */
   private readonly perClient = new Map<string, number>();
   private readonly refusals: RefusalLog;
   private server: Server | undefined;
-  private balancer: Balancer;
+  private pool: TargetPool;
   private policy: Policy;
   private whenDrained: (() => void)[] = [];
 
   constructor(
     private current: ListenerConfig,
     private readonly log: Logger,
+    /** Told of every bridge end, after its slots are released (metrics). */
+    private readonly onBridgeEnd?: (end: BridgeEnd) => void,
   ) {
-    this.balancer = new RoundRobin(current.targets);
+    this.pool = new TargetPool(current, log);
     this.policy = compilePolicy(current);
     this.refusals = new RefusalLog(log, current.name);
   }
@@ -80,7 +88,7 @@ export class Listener {
   }
 
   /** Serves from server from now on; the previous listening socket, if any, is closed. */
-  use(server: Server): void {
+  use(server: Server | undefined): void {
     const previous = this.server;
     this.server = server;
     // close() only stops accepting: connections already handed over are bridges of ours.
@@ -89,7 +97,7 @@ export class Listener {
 
   /** New settings for new bridges; open bridges keep the settings they started with. */
   update(config: ListenerConfig): void {
-    if (!sameTargets(this.current, config)) this.balancer = new RoundRobin(config.targets);
+    this.pool = this.pool.reconfigure(config);
     this.policy = compilePolicy(config);
     this.current = config;
   }
@@ -98,6 +106,28 @@ export class Listener {
   stopAccepting(): void {
     if (this.server?.listening) this.server.close();
     this.refusals.flush();
+  }
+
+  /** A removed listener: stops accepting and stops checking its targets. */
+  retire(): void {
+    this.stopAccepting();
+    this.pool.stop();
+  }
+
+  get targets() {
+    return this.pool.targets;
+  }
+
+  /** Bytes carried so far, open bridges included. */
+  bytes(): { up: number; down: number } {
+    let up = this.counters.bytesUpClosed;
+    let down = this.counters.bytesDownClosed;
+    for (const bridge of this.bridges) {
+      const b = bridge.bytes();
+      up += b.up;
+      down += b.down;
+    }
+    return { up, down };
   }
 
   /** Resolves once every bridge of this listener has ended. */
@@ -139,18 +169,24 @@ export class Listener {
       return;
     }
     this.perClient.set(client.text, fromClient + 1);
-    const bridge = new Bridge(socket, this.current, (end, done) => this.ended(end, done, client.text));
+    const inspector = this.current.inspect
+      ? createInspector(this.log, this.current.name, client.text, socket.remotePort ?? 0)
+      : undefined;
+    const bridge = new Bridge(socket, this.current, (end, done) => this.ended(end, done, client.text), inspector);
     this.bridges.add(bridge);
-    bridge.connect(this.balancer);
+    bridge.connect(this.pool, client.text);
   }
 
   /** Runs exactly once per bridge, however it ended: the one place its slots are released. */
   private ended(end: BridgeEnd, bridge: Bridge, clientKey: string): void {
     this.bridges.delete(bridge);
     this.counters.closed++;
+    this.counters.bytesUpClosed += end.bytesUp;
+    this.counters.bytesDownClosed += end.bytesDown;
     const left = (this.perClient.get(clientKey) ?? 1) - 1;
     if (left > 0) this.perClient.set(clientKey, left);
     else this.perClient.delete(clientKey);
+    this.onBridgeEnd?.(end);
     const fields = {
       listener: end.listener,
       client: end.client,
@@ -166,11 +202,4 @@ export class Listener {
     else this.log.info(fields, "bridge closed");
     if (this.bridges.size === 0) for (const resolve of this.whenDrained.splice(0)) resolve();
   }
-}
-
-function sameTargets(a: ListenerConfig, b: ListenerConfig): boolean {
-  return (
-    a.targets.length === b.targets.length &&
-    a.targets.every((t, i) => t.key === b.targets[i]?.key && t.weight === b.targets[i]?.weight)
-  );
 }

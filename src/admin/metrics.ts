@@ -1,0 +1,113 @@
+// Prometheus metrics. Values are read from the running gateway at scrape time, so the
+// proxy's hot paths only keep the plain counters they already need; the one exception is
+// the bridge duration histogram, observed once per bridge end.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { REFUSAL_REASONS } from "../policy/admission.ts";
+import type { BridgeEnd } from "../proxy/bridge.ts";
+import type { GatewayView } from "./view.ts";
+
+type Sample = [labels: Record<string, string>, value: number];
+const sample = (labels: Record<string, string>, value: number): Sample => [labels, value];
+
+export interface Metrics {
+  readonly registry: Registry;
+  bridgeEnded(end: BridgeEnd): void;
+}
+
+export function createMetrics(view: GatewayView): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "tcpgate_" });
+  const registers = [registry];
+
+  /** A counter whose values are totals kept elsewhere: reset, then set, on each scrape. */
+  const counterFrom = (name: string, help: string, labelNames: string[], read: () => Sample[]) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.inc(labels, value);
+      },
+    });
+  const gaugeFrom = (name: string, help: string, labelNames: string[], read: () => Sample[]) =>
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.set(labels, value);
+      },
+    });
+
+  counterFrom(
+    "tcpgate_connections_accepted_total",
+    "Client connections accepted by the kernel, before admission.",
+    ["listener"],
+    () => view.listeners().map((l) => sample({ listener: l.name }, l.counters.accepted)),
+  );
+  counterFrom(
+    "tcpgate_connections_refused_total",
+    "Client connections refused by admission, by reason (deny, allow, schedule, limit).",
+    ["listener", "reason"],
+    () =>
+      view
+        .listeners()
+        .flatMap((l) =>
+          REFUSAL_REASONS.map((reason) => sample({ listener: l.name, reason }, l.counters.refused[reason])),
+        ),
+  );
+  gaugeFrom("tcpgate_bridges_open", "Open bridges.", ["listener"], () =>
+    view.listeners().map((l) => sample({ listener: l.name }, l.open)),
+  );
+  counterFrom(
+    "tcpgate_bytes_total",
+    "Bytes carried, up (client to target) and down (target to client), open bridges included.",
+    ["listener", "direction"],
+    () =>
+      view
+        .listeners()
+        .flatMap((l) => [
+          sample({ listener: l.name, direction: "up" }, l.bytes().up),
+          sample({ listener: l.name, direction: "down" }, l.bytes().down),
+        ]),
+  );
+  gaugeFrom("tcpgate_target_up", "1 when the target is considered up, 0 when down.", ["listener", "target"], () =>
+    view.listeners().flatMap((l) => l.targets.map((t) => sample({ listener: l.name, target: t.key }, t.up ? 1 : 0))),
+  );
+  counterFrom(
+    "tcpgate_target_connect_failures_total",
+    "Failed connection attempts to a target (refused, timed out, unreachable).",
+    ["listener", "target"],
+    () =>
+      view
+        .listeners()
+        .flatMap((l) => l.targets.map((t) => sample({ listener: l.name, target: t.key }, t.connectFailures))),
+  );
+  counterFrom("tcpgate_reloads_total", "Config reloads by outcome (applied, rejected, unchanged).", ["outcome"], () =>
+    Object.entries(view.reloads()).map(([outcome, count]) => sample({ outcome }, count)),
+  );
+  gaugeFrom(
+    "tcpgate_config_last_reload_success_timestamp_seconds",
+    "When the running config was applied (start-up or the last successful reload).",
+    [],
+    () => [sample({}, view.configAppliedAt() / 1000)],
+  );
+  const duration = new Histogram({
+    name: "tcpgate_bridge_duration_seconds",
+    help: "How long bridges lasted, from accept to end.",
+    labelNames: ["listener"],
+    buckets: [0.01, 0.1, 1, 10, 60, 600, 3600, 86400],
+    registers,
+  });
+
+  return {
+    registry,
+    bridgeEnded(end) {
+      duration.observe({ listener: end.listener }, end.durationMs / 1000);
+    },
+  };
+}

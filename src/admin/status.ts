@@ -1,0 +1,76 @@
+// The JSON document GET /status answers with.
+import { formatDuration } from "../config/duration.ts";
+import type { ListenerConfig, Rule } from "../config/runtime.ts";
+import type { ReloadOutcome } from "../reloader.ts";
+import type { GatewayView } from "./view.ts";
+
+export interface StatusContext {
+  readonly version: string;
+  readonly startedAt: number;
+  readonly configPath: string | undefined;
+  readonly sha256: () => string | undefined;
+  readonly lastReload: () => ReloadOutcome | undefined;
+  readonly shuttingDown: () => boolean;
+}
+
+export function buildStatus(view: GatewayView, context: StatusContext, now = Date.now()) {
+  const listeners = view.listeners().map((l) => ({
+    name: l.name,
+    listen: l.listen,
+    state: l.state,
+    openBridges: l.open,
+    accepted: l.counters.accepted,
+    refused: l.counters.refused,
+    closed: l.counters.closed,
+    bytes: l.bytes(),
+    limits: {
+      maxConnections: l.config.maxConnections ?? null,
+      maxConnectionsPerClient: l.config.maxConnectionsPerClient ?? null,
+    },
+    rules: rulesSummary(l.config),
+    balance: l.config.balance,
+    targets: l.targets.map((t) => ({
+      address: t.key,
+      state: t.up ? "up" : "down",
+      openBridges: t.open,
+      connectFailures: t.connectFailures,
+      lastError: t.lastError ?? null,
+    })),
+  }));
+  const sum = (pick: (l: (typeof listeners)[number]) => number) => listeners.reduce((n, l) => n + pick(l), 0);
+  return {
+    version: context.version,
+    pid: process.pid,
+    uptimeSeconds: Math.round((now - context.startedAt) / 1000),
+    state: context.shuttingDown() ? "shutting-down" : "serving",
+    config: { path: context.configPath ?? null, sha256: context.sha256() ?? null },
+    lastReload: context.lastReload() ?? null,
+    listeners,
+    totals: {
+      openBridges: sum((l) => l.openBridges),
+      accepted: sum((l) => l.accepted),
+      refused: sum((l) => Object.values(l.refused).reduce((a, b) => a + b, 0)),
+      closed: sum((l) => l.closed),
+    },
+  };
+}
+
+function rulesSummary(config: ListenerConfig) {
+  const list = (rules: readonly Rule[]) => rules.map((r) => r.source);
+  return {
+    allow: list(config.allow),
+    deny: list(config.deny),
+    schedule: config.schedule
+      ? {
+          timezone: config.schedule.timezone ?? null,
+          windows: config.schedule.windows.map((w) => `${w.days?.join(",") ?? "every day"} ${w.from}-${w.to}`),
+        }
+      : null,
+    timeouts: {
+      connect: formatDuration(config.connectTimeoutMs),
+      idle: formatDuration(config.idleTimeoutMs),
+      halfClose: formatDuration(config.halfCloseTimeoutMs),
+      maxDuration: config.maxDurationMs === undefined ? null : formatDuration(config.maxDurationMs),
+    },
+  };
+}

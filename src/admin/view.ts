@@ -1,0 +1,33 @@
+// What the admin endpoint may read of the running gateway. Listeners and bridges are
+// never reached into directly: this is the whole surface.
+import type { ListenerConfig } from "../config/runtime.ts";
+import type { ListenerCounters } from "../proxy/listener.ts";
+
+export interface TargetView {
+  readonly key: string;
+  readonly up: boolean;
+  readonly open: number;
+  readonly connectFailures: number;
+  readonly lastError: string | undefined;
+}
+
+export interface ListenerView {
+  readonly name: string;
+  readonly listen: string;
+  /** serving: accepting clients; draining: removed by a reload, bridges still open. */
+  readonly state: "serving" | "draining";
+  readonly open: number;
+  readonly counters: ListenerCounters;
+  /** Bytes carried so far, open bridges included. */
+  bytes(): { up: number; down: number };
+  readonly config: ListenerConfig;
+  readonly targets: readonly TargetView[];
+}
+
+export interface GatewayView {
+  listeners(): ListenerView[];
+  /** Reload counts by outcome. */
+  reloads(): Record<string, number>;
+  /** Epoch ms when the running config was applied. */
+  configAppliedAt(): number;
+}
