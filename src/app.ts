@@ -5,6 +5,7 @@ import { AdminServer } from "./admin/server.ts";
 import type { GatewayView } from "./admin/view.ts";
 import type { RuntimeConfig } from "./config/runtime.ts";
 import { type FileWatch, watchConfigFile } from "./config/watch.ts";
+import { checkDescriptorBudget } from "./fd-budget.ts";
 import { Gateway } from "./gateway.ts";
 import type { Logger } from "./log.ts";
 import { Reloader, type ReloadOutcome } from "./reloader.ts";
@@ -12,7 +13,9 @@ import { Reloader, type ReloadOutcome } from "./reloader.ts";
 export interface AppOptions {
   readonly config: RuntimeConfig;
   /** The config file and its sha256; undefined in quick mode. */
-  readonly file: { readonly path: string; readonly sha256: string; readonly watch: boolean } | undefined;
+  readonly file:
+    | { readonly path: string; readonly sha256: string; readonly watch: boolean; readonly insecure: boolean }
+    | undefined;
   readonly version: string;
   readonly log: Logger;
   /** Called after each applied reload (the CLI applies log.level unless --log-level is given). */
@@ -57,10 +60,15 @@ export async function startApp(options: AppOptions): Promise<App> {
   );
   const gateway = new Gateway(log, admin, (end) => metrics.bridgeEnded(end));
   await gateway.start(options.config);
+  checkDescriptorBudget(options.config, log);
 
   let watcher: FileWatch | undefined;
   if (file) {
-    reloader = new Reloader(file.path, gateway, log, file.sha256, options.onApplied);
+    const applied = (config: RuntimeConfig) => {
+      checkDescriptorBudget(config, log);
+      options.onApplied(config);
+    };
+    reloader = new Reloader(file.path, gateway, log, file.sha256, applied, { insecure: file.insecure });
     const fromWatcher = () => {
       reloader?.reload("file").catch((error: unknown) => log.error({ error: String(error) }, "reload failed"));
     };

@@ -20,6 +20,7 @@ Options:
   -c, --config <file>     the YAML config file
       --check             validate only: exit 0 with a summary, or 1 with the errors
       --no-watch          do not watch the config file for changes
+      --insecure-config   load a config file that others than its owner may write
       --log-level <level> trace | debug | info | warn | error (overrides log.level)
       --pretty            human-readable logs instead of JSON lines
   -v, --version           print the version
@@ -43,6 +44,7 @@ function parseCommandLine(argv: string[]) {
         config: { type: "string", short: "c" },
         check: { type: "boolean" },
         "no-watch": { type: "boolean" },
+        "insecure-config": { type: "boolean" },
         "log-level": { type: "string" },
         pretty: { type: "boolean" },
         version: { type: "boolean", short: "v" },
@@ -103,7 +105,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const configPath = options.config;
-  const loaded = configPath === undefined ? quickConfig(options.positionals) : await loadConfigFile(configPath);
+  const loaded =
+    configPath === undefined
+      ? quickConfig(options.positionals)
+      : await loadConfigFile(configPath, { insecure: options["insecure-config"] ?? false });
   if (!loaded.ok) {
     for (const line of loaded.errors) process.stderr.write(`${line}\n`);
     return 1;
@@ -120,7 +125,14 @@ async function main(argv: string[]): Promise<number> {
     app = await startApp({
       config: loaded.config,
       file:
-        configPath === undefined ? undefined : { path: configPath, sha256: loaded.sha256, watch: !options["no-watch"] },
+        configPath === undefined
+          ? undefined
+          : {
+              path: configPath,
+              sha256: loaded.sha256,
+              watch: !options["no-watch"],
+              insecure: options["insecure-config"] ?? false,
+            },
       version: version(),
       log,
       onApplied: (config) => {

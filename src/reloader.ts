@@ -2,7 +2,7 @@
 // meanwhile collapse into exactly one more run, which reads the newest file.
 
 import { describePlan } from "./config/diff.ts";
-import { loadConfigFile } from "./config/load.ts";
+import { type LoadOptions, loadConfigFile } from "./config/load.ts";
 import type { RuntimeConfig } from "./config/runtime.ts";
 import { BindError, type Gateway } from "./gateway.ts";
 import type { Logger } from "./log.ts";
@@ -32,6 +32,7 @@ export class Reloader {
     private readonly log: Logger,
     private sha256: string,
     private readonly onApplied: (config: RuntimeConfig) => void = () => {},
+    private readonly loadOptions: LoadOptions = {},
   ) {}
 
   get last(): ReloadOutcome | undefined {
@@ -66,7 +67,7 @@ export class Reloader {
       this.counts[result.outcome]++;
       return this.lastOutcome;
     };
-    const loaded = await loadConfigFile(this.path);
+    const loaded = await loadConfigFile(this.path, this.loadOptions);
     if (!loaded.ok) {
       this.reject(trigger, loaded.errors);
       return outcome({ outcome: "rejected", changes: [], errors: loaded.errors });

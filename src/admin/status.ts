@@ -2,6 +2,7 @@
 import { formatDuration } from "../config/duration.ts";
 import type { ListenerConfig, Rule } from "../config/runtime.ts";
 import type { ReloadOutcome } from "../reloader.ts";
+import { processStats } from "./process-stats.ts";
 import type { GatewayView } from "./view.ts";
 
 export interface StatusContext {
@@ -45,6 +46,7 @@ export function buildStatus(view: GatewayView, context: StatusContext, now = Dat
     state: context.shuttingDown() ? "shutting-down" : "serving",
     config: { path: context.configPath ?? null, sha256: context.sha256() ?? null },
     lastReload: context.lastReload() ?? null,
+    process: processStats(),
     listeners,
     totals: {
       openBridges: sum((l) => l.openBridges),

@@ -18,11 +18,18 @@ export type LoadResult = { ok: true; config: RuntimeConfig; sha256: string } | {
  * Reads and validates one config file. Messages name the file as given, so
  * "configs/proxy.yaml:14:7" is a place an editor or terminal can jump to.
  */
-export async function loadConfigFile(path: string): Promise<LoadResult> {
+export interface LoadOptions {
+  /** Skip the ownership and permission check (--insecure-config). */
+  readonly insecure?: boolean;
+}
+
+export async function loadConfigFile(path: string, options: LoadOptions = {}): Promise<LoadResult> {
   let bytes: Buffer;
   try {
     const handle = await open(path, "r");
     try {
+      const unsafe = options.insecure ? undefined : unsafeOwnership(await handle.stat());
+      if (unsafe) return { ok: false, errors: [`${path}: ${unsafe} (or start with --insecure-config)`] };
       // Read one byte past the cap to tell "exactly at the cap" from "too large".
       const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
@@ -44,6 +51,23 @@ function readFailure(error: unknown): string {
     EISDIR: "it is a directory",
   };
   return (code && reasons[code]) ?? (error instanceof Error ? error.message : String(error));
+}
+
+/**
+ * The config is the firewall's rule set: like sshd's StrictModes, refuse one that anyone
+ * but its owner could have changed. Read from the open handle, so the file checked is the
+ * file read.
+ */
+function unsafeOwnership(stats: { mode: number; uid: number }): string | undefined {
+  if (stats.mode & 0o022) {
+    const who = stats.mode & 0o002 ? "everyone" : "its group";
+    return `refusing a config file writable by ${who} (mode ${(stats.mode & 0o777).toString(8)}); chmod go-w it`;
+  }
+  const me = process.getuid?.();
+  if (me !== undefined && stats.uid !== 0 && stats.uid !== me) {
+    return `refusing a config file owned by another user (uid ${stats.uid}); it must be owned by root or by uid ${me}`;
+  }
+  return undefined;
 }
 
 export function parseConfig(bytes: Uint8Array | string, file: string): LoadResult {

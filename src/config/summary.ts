@@ -1,6 +1,7 @@
 // The short description `tcpgate --check` prints of a valid config.
 import { formatDuration } from "./duration.ts";
 import type { ListenerConfig, Rule, RuntimeConfig } from "./runtime.ts";
+import { isAclReference } from "./schema.ts";
 
 export function summarise(config: RuntimeConfig, file: string): string {
   const count = config.listeners.length;
@@ -31,10 +32,6 @@ function listenerLines(l: ListenerConfig): string[] {
 
 function rules(list: readonly Rule[]): string {
   return list
-    .map((r) =>
-      r.cidrs.length === 1 && r.cidrs[0]?.text.startsWith(r.source)
-        ? r.source
-        : `${r.source} (${r.cidrs.map((c) => c.text).join(", ")})`,
-    )
+    .map((r) => (!isAclReference(r.source) ? r.source : `${r.source} (${r.cidrs.map((c) => c.text).join(", ")})`))
     .join(", ");
 }

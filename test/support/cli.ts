@@ -143,7 +143,8 @@ export function tempConfig(
 ): { dir: string; path: string; write(yaml: string): void; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), "tcpgate-test-"));
   const path = join(dir, name);
-  writeFileSync(path, yaml);
+  // 0644 whatever the umask: tcpgate refuses a config others may write.
+  writeFileSync(path, yaml, { mode: 0o644 });
   return {
     dir,
     path,
