@@ -54,7 +54,8 @@ function parseCommandLine(argv: string[]) {
   try {
     parsed = parse();
   } catch (error) {
-    throw new UsageError((error as Error).message.split("\n")[0]);
+    // Node's own message runs on with advice about "--"; its first sentence is the point.
+    throw new UsageError((error as Error).message.split("\n")[0]?.split(". ")[0] ?? "bad arguments");
   }
   const { values, positionals } = parsed;
   const level = values["log-level"];
@@ -185,7 +186,7 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     if (error instanceof UsageError) {
-      process.stderr.write(`tcpgate: ${error.message}\nTry 'tcpgate --help'.\n`);
+      process.stderr.write(`tcpgate: ${error.message} (see tcpgate --help)\n`);
       process.exit(2);
     }
     process.stderr.write(`tcpgate: ${error instanceof Error ? error.message : String(error)}\n`);

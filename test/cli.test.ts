@@ -13,16 +13,12 @@ const BOUNDED = { timeout: 20_000 };
 
 const VERSION = (JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")) as { version: string }).version;
 
-/** One readable error line: "tcpgate: ...", optionally followed by the usage hint, no stack trace. */
+/** One readable error line: "tcpgate: ...", no stack trace. */
 function assertOneErrorLine(stderr: string, pattern?: RegExp): void {
   const lines = stderr.trimEnd().split("\n");
   assert.match(lines[0] ?? "", /^tcpgate: \S/, `stderr: ${stderr}`);
   if (pattern) assert.match(lines[0] ?? "", pattern);
-  const rest = lines.slice(1);
-  assert.ok(
-    rest.length === 0 || (rest.length === 1 && rest[0] === "Try 'tcpgate --help'."),
-    `more than one error line on stderr: ${JSON.stringify(stderr)}`,
-  );
+  assert.equal(lines.length, 1, `more than one error line on stderr: ${JSON.stringify(stderr)}`);
   assert.doesNotMatch(stderr, /^\s+at /m, "stack trace on stderr");
 }
 

@@ -56,7 +56,6 @@ export class Bridge {
   private finished = false;
   private pending: Socket | undefined;
   private durationTimer: NodeJS.Timeout | undefined;
-  private halfCloseTimer: NodeJS.Timeout | undefined;
 
   constructor(
     client: Socket,
@@ -103,19 +102,10 @@ export class Bridge {
     });
     // Node has no connect timeout: a SYN into a black hole would wait for minutes.
     socket.setTimeout(this.settings.connectTimeoutMs);
-    const giveUp = (code: string) => {
-      socket.removeAllListeners();
-      // Errors after giving up (a late RST) belong to nobody; swallow them.
-      socket.on("error", () => {});
-      socket.destroy();
-      this.errors.push(`${candidate.config.key} ${code}`);
-      pool.connectFailed(candidate, code);
-      this.connect(pool, clientKey);
-    };
-    socket.once("timeout", () => giveUp("ETIMEDOUT"));
-    socket.once("error", (error: NodeJS.ErrnoException) => giveUp(error.code ?? error.message));
-    socket.once("connect", () => {
-      socket.removeAllListeners();
+    const onTimeout = () => giveUp("ETIMEDOUT");
+    const onError = (error: NodeJS.ErrnoException) => giveUp(error.code ?? error.message);
+    const onConnect = () => {
+      settled();
       socket.setTimeout(0);
       if (this.finished) {
         socket.destroy();
@@ -123,7 +113,25 @@ export class Bridge {
       }
       pool.connected(candidate);
       this.join(socket, candidate);
-    });
+    };
+    // Only our own listeners go: Node keeps internal ones on the socket.
+    const settled = () => {
+      socket.off("timeout", onTimeout);
+      socket.off("error", onError);
+      socket.off("connect", onConnect);
+    };
+    const giveUp = (code: string) => {
+      settled();
+      // Errors after giving up (a late RST) belong to nobody; swallow them.
+      socket.on("error", () => {});
+      socket.destroy();
+      this.errors.push(`${candidate.config.key} ${code}`);
+      pool.connectFailed(candidate, code);
+      this.connect(pool, clientKey);
+    };
+    socket.once("timeout", onTimeout);
+    socket.once("error", onError);
+    socket.once("connect", onConnect);
     this.pending = socket;
   }
 
@@ -147,21 +155,23 @@ export class Bridge {
     }
     // Every byte either way passes through the client socket, so its inactivity timer
     // is the bridge's: no extra timer or per-chunk bookkeeping needed.
-    client.setTimeout(this.settings.idleTimeoutMs, () => this.finish("idle-timeout"));
+    client.on("timeout", () => this.finish(this.firstEnd === undefined ? "idle-timeout" : "half-close-timeout"));
+    client.setTimeout(this.settings.idleTimeoutMs);
     if (this.settings.maxDurationMs !== undefined) {
       this.durationTimer = setTimeout(() => this.finish("max-duration"), this.settings.maxDurationMs);
     }
     client.resume();
   }
 
+  /**
+   * Once one side has closed its half, the bridge may sit idle for halfCloseTimeout at
+   * most (HAProxy's `timeout client-fin`): an inactivity limit, so a long download after
+   * the client's FIN is never cut while bytes still flow.
+   */
   private onHalfClose(reason: EndReason): void {
-    if (this.firstEnd === undefined) {
-      this.firstEnd = reason;
-      this.halfCloseTimer = setTimeout(() => this.finish("half-close-timeout"), this.settings.halfCloseTimeoutMs);
-    } else {
-      // Both halves are closed: the sockets close on their own once their writes drain.
-      clearTimeout(this.halfCloseTimer);
-    }
+    if (this.firstEnd !== undefined) return;
+    this.firstEnd = reason;
+    this.client.setTimeout(Math.min(this.settings.idleTimeoutMs, this.settings.halfCloseTimeoutMs));
   }
 
   private onSocketError(side: "client" | "target", error: NodeJS.ErrnoException): void {
@@ -192,7 +202,6 @@ export class Bridge {
     this.finished = true;
     if (this.targetState) this.targetState.open--;
     clearTimeout(this.durationTimer);
-    clearTimeout(this.halfCloseTimer);
     const resetOther = reason === "client-reset" ? this.target : reason === "target-reset" ? this.client : undefined;
     for (const socket of [this.client, this.target, this.pending]) {
       if (!socket || socket.destroyed) continue;
