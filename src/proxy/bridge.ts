@@ -57,15 +57,17 @@ export class Bridge {
   private pending: Socket | undefined;
   private durationTimer: NodeJS.Timeout | undefined;
 
+  /** clientAddress: the client as admission saw it (IPv4-mapped addresses unmapped). */
   constructor(
     client: Socket,
+    clientAddress: string,
     private readonly settings: BridgeSettings,
     private readonly onEnd: (end: BridgeEnd, bridge: Bridge) => void,
     private readonly inspector?: Inspector,
   ) {
     this.client = client;
-    // remoteAddress is gone once the socket is destroyed: read it now.
-    this.clientAddress = client.remoteAddress ?? "unknown";
+    this.clientAddress = clientAddress;
+    // remotePort is gone once the socket is destroyed: read it now.
     this.clientPort = client.remotePort ?? 0;
     client.on("error", (error) => this.onSocketError("client", error));
     client.on("close", () => {

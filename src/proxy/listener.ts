@@ -172,7 +172,7 @@ export class Listener {
     const inspector = this.current.inspect
       ? createInspector(this.log, this.current.name, client.text, socket.remotePort ?? 0)
       : undefined;
-    const bridge = new Bridge(socket, this.current, (end, done) => this.ended(end, done, client.text), inspector);
+    const bridge = new Bridge(socket, client.text, this.current, (end, done) => this.ended(end, done, client.text), inspector);
     this.bridges.add(bridge);
     bridge.connect(this.pool, client.text);
   }
