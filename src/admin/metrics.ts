@@ -19,7 +19,10 @@ export function createMetrics(view: GatewayView): Metrics {
   collectDefaultMetrics({ register: registry, prefix: "tcpgate_" });
   const registers = [registry];
 
-  /** A counter whose values are totals kept elsewhere: reset, then set, on each scrape. */
+  /**
+   * A counter whose values are totals kept elsewhere: reset, then set, on each scrape.
+   * Samples with the same labels (a listener serving and its namesake draining) add up.
+   */
   const counterFrom = (name: string, help: string, labelNames: string[], read: () => Sample[]) =>
     new Counter({
       name,
@@ -31,7 +34,19 @@ export function createMetrics(view: GatewayView): Metrics {
         for (const [labels, value] of read()) this.inc(labels, value);
       },
     });
-  const gaugeFrom = (name: string, help: string, labelNames: string[], read: () => Sample[]) =>
+  /**
+   * A gauge read from the gateway. A listener removed by a reload and added back while its
+   * old bridges drain is listed twice under one name (serving, then draining): samples with
+   * the same labels are added up ("sum"), or the first one wins ("first"). set() alone would
+   * let the draining listener's value overwrite the serving one's.
+   */
+  const gaugeFrom = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    read: () => Sample[],
+    combine: "sum" | "first" = "sum",
+  ) =>
     new Gauge({
       name,
       help,
@@ -39,7 +54,13 @@ export function createMetrics(view: GatewayView): Metrics {
       registers,
       collect() {
         this.reset();
-        for (const [labels, value] of read()) this.set(labels, value);
+        const seen = new Set<string>();
+        for (const [labels, value] of read()) {
+          const key = JSON.stringify(labelNames.map((l) => labels[l]));
+          if (combine === "sum") this.inc(labels, value);
+          else if (!seen.has(key)) this.set(labels, value);
+          seen.add(key);
+        }
       },
     });
 
@@ -75,8 +96,14 @@ export function createMetrics(view: GatewayView): Metrics {
           sample({ listener: l.name, direction: "down" }, l.bytes().down),
         ]),
   );
-  gaugeFrom("tcpgate_target_up", "1 when the target is considered up, 0 when down.", ["listener", "target"], () =>
-    view.listeners().flatMap((l) => l.targets.map((t) => sample({ listener: l.name, target: t.key }, t.up ? 1 : 0))),
+  // The serving listener comes first: its health is current, a draining one's checks have stopped.
+  gaugeFrom(
+    "tcpgate_target_up",
+    "1 when the target is considered up, 0 when down.",
+    ["listener", "target"],
+    () =>
+      view.listeners().flatMap((l) => l.targets.map((t) => sample({ listener: l.name, target: t.key }, t.up ? 1 : 0))),
+    "first",
   );
   counterFrom(
     "tcpgate_target_connect_failures_total",

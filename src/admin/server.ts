@@ -76,8 +76,11 @@ export class AdminServer {
       send(res, 404, "not found\n");
       return;
     }
-    if (req.method !== route) {
-      res.setHeader("allow", route);
+    // HEAD is GET without the body (RFC 9110 §9.3.2; Node drops the body): probes that
+    // check /healthz with HEAD must not be told 405.
+    const method = req.method === "HEAD" && route === "GET" ? "GET" : req.method;
+    if (method !== route) {
+      res.setHeader("allow", route === "GET" ? "GET, HEAD" : route);
       send(res, 405, "method not allowed\n");
       return;
     }

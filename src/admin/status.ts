@@ -1,4 +1,5 @@
 // The JSON document GET /status answers with.
+import { resolve } from "node:path";
 import { formatDuration } from "../config/duration.ts";
 import type { ListenerConfig, Rule } from "../config/runtime.ts";
 import type { ReloadOutcome } from "../reloader.ts";
@@ -44,7 +45,11 @@ export function buildStatus(view: GatewayView, context: StatusContext, now = Dat
     pid: process.pid,
     uptimeSeconds: Math.round((now - context.startedAt) / 1000),
     state: context.shuttingDown() ? "shutting-down" : "serving",
-    config: { path: context.configPath ?? null, sha256: context.sha256() ?? null },
+    // Absolute: whoever reads /status does not know the directory tcpgate was started in.
+    config: {
+      path: context.configPath === undefined ? null : resolve(context.configPath),
+      sha256: context.sha256() ?? null,
+    },
     lastReload: context.lastReload() ?? null,
     process: processStats(),
     listeners,
