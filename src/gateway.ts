@@ -9,7 +9,7 @@ import { listenOverlaps } from "./config/overlap.ts";
 import type { ListenerConfig, RuntimeConfig } from "./config/runtime.ts";
 import type { Logger } from "./log.ts";
 import type { BridgeEnd } from "./proxy/bridge.ts";
-import { Listener } from "./proxy/listener.ts";
+import { addCounters, Listener, type ListenerCounters } from "./proxy/listener.ts";
 
 /** A listen address could not be bound; nothing was changed. */
 export class BindError extends Error {}
@@ -40,6 +40,11 @@ export class Gateway {
   private readonly listeners = new Map<string, Listener>();
   /** Removed listeners whose bridges are still open. */
   private readonly draining = new Set<Listener>();
+  /**
+   * Totals of removed listeners, by name, once their last bridge ended. A listener added
+   * back under the same name continues from them, so its counters never go backwards.
+   */
+  private readonly retired = new Map<string, ListenerCounters>();
   private running: RuntimeConfig | undefined;
   private applied = 0;
 
@@ -66,22 +71,28 @@ export class Gateway {
 
   /** What the admin endpoint shows of each listener, draining ones included. */
   views(): ListenerView[] {
-    const view = (l: Listener, state: ListenerView["state"]): ListenerView => ({
-      name: l.config.name,
-      listen: l.config.listenKey,
-      state,
-      open: l.bridges.size,
-      counters: l.counters,
-      bytes: () => l.bytes(),
-      config: l.config,
-      targets: l.targets.map((t) => ({
-        key: t.config.key,
-        up: t.up,
-        open: t.open,
-        connectFailures: t.connectFailures,
-        lastError: t.lastError,
-      })),
-    });
+    const view = (l: Listener, state: ListenerView["state"]): ListenerView => {
+      const past = state === "serving" ? this.retired.get(l.config.name) : undefined;
+      return {
+        name: l.config.name,
+        listen: l.config.listenKey,
+        state,
+        open: l.bridges.size,
+        counters: past ? addCounters(l.counters, past) : l.counters,
+        bytes: () => {
+          const now = l.bytes();
+          return { up: now.up + (past?.bytesUpClosed ?? 0), down: now.down + (past?.bytesDownClosed ?? 0) };
+        },
+        config: l.config,
+        targets: l.targets.map((t) => ({
+          key: t.config.key,
+          up: t.up,
+          open: t.open,
+          connectFailures: t.connectFailures,
+          lastError: t.lastError,
+        })),
+      };
+    };
     return [
       ...[...this.listeners.values()].map((l) => view(l, "serving")),
       ...[...this.draining].map((l) => view(l, "draining")),
@@ -214,9 +225,13 @@ export class Gateway {
   private retire(listener: Listener): void {
     listener.retire();
     this.listeners.delete(listener.config.name);
-    if (listener.bridges.size === 0) return;
     this.draining.add(listener);
-    listener.drained().then(() => this.draining.delete(listener));
+    listener.drained().then(() => {
+      this.draining.delete(listener);
+      const name = listener.config.name;
+      const past = this.retired.get(name);
+      this.retired.set(name, past ? addCounters(past, listener.counters) : listener.counters);
+    });
   }
 
   private allListeners(): Listener[] {

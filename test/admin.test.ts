@@ -645,6 +645,10 @@ describe("a listener removed and added back while its old bridges drain", () => 
       await closeBridge(gate, old);
       const drained = await scrape(adminPort);
       assert.equal(drained.value("tcpgate_bridges_open", { listener: "web" }), 2);
+      // The drained namesake's totals carry on in the serving listener: counters never go back.
+      assert.equal(drained.value("tcpgate_connections_accepted_total", { listener: "web" }), 3);
+      assert.equal(drained.value("tcpgate_bytes_total", { listener: "web", direction: "up" }), 120);
+      assert.equal(drained.value("tcpgate_bytes_total", { listener: "web", direction: "down" }), 240);
     } finally {
       await gate.close();
       await doubler.close();

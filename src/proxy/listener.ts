@@ -21,15 +21,24 @@ export interface ListenerCounters {
   bytesDownClosed: number;
 }
 
+/** The sum of some counters; with no argument, zeroes. */
+export function addCounters(...all: ListenerCounters[]): ListenerCounters {
+  const sum = (pick: (c: ListenerCounters) => number) => all.reduce((n, c) => n + pick(c), 0);
+  return {
+    accepted: sum((c) => c.accepted),
+    refused: Object.fromEntries(REFUSAL_REASONS.map((r) => [r, sum((c) => c.refused[r])])) as Record<
+      RefusalReason,
+      number
+    >,
+    closed: sum((c) => c.closed),
+    bytesUpClosed: sum((c) => c.bytesUpClosed),
+    bytesDownClosed: sum((c) => c.bytesDownClosed),
+  };
+}
+
 export class Listener {
   readonly bridges = new Set<Bridge>();
-  readonly counters: ListenerCounters = {
-    accepted: 0,
-    refused: Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>,
-    closed: 0,
-    bytesUpClosed: 0,
-    bytesDownClosed: 0,
-  };
+  readonly counters: ListenerCounters = addCounters();
   /** Open bridges per client address, for maxConnectionsPerClient. */
   private readonly perClient = new Map<string, number>();
   private readonly refusals: RefusalLog;
@@ -172,7 +181,13 @@ export class Listener {
     const inspector = this.current.inspect
       ? createInspector(this.log, this.current.name, client.text, socket.remotePort ?? 0)
       : undefined;
-    const bridge = new Bridge(socket, client.text, this.current, (end, done) => this.ended(end, done, client.text), inspector);
+    const bridge = new Bridge(
+      socket,
+      client.text,
+      this.current,
+      (end, done) => this.ended(end, done, client.text),
+      inspector,
+    );
     this.bridges.add(bridge);
     bridge.connect(this.pool, client.text);
   }
