@@ -71,7 +71,12 @@ export class TargetPool {
     const usable = untried.filter((s) => s.up || now >= s.retryAt);
     if (usable.length > 0) {
       this.allDownLogged = false;
-      return this.strategy.pick(usable, clientKey);
+      const picked = this.strategy.pick(usable, clientKey);
+      // A down target whose back-off is over gets one trial, not one per client arriving
+      // while it runs: against a black hole each of those would wait out the connect
+      // timeout. The trial's outcome sets the next retry; an abandoned one expires.
+      if (!picked.up) picked.retryAt = now + Math.max(picked.backoffMs, this.config.connectTimeoutMs);
+      return picked;
     }
     // A stale health state must not black-hole the listener.
     if (!this.allDownLogged) {

@@ -1,0 +1,383 @@
+// Target tests through the real CLI: targets that say who they are, can be killed and
+// brought back on the same port, and a tcpgate whose logs and /status can be read while
+// clients from distinct loopback addresses go through it.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { type LogLine, type Running, startTcpgate, tempConfig } from "./cli.ts";
+import { delay } from "./net.ts";
+
+/**
+ * A target that writes "<tag>\n" as soon as it accepts a connection, so a client knows
+ * where its bridge landed without sending a byte, and counts what it accepted. kill()
+ * closes it like a crashed server (listening socket closed, connections destroyed);
+ * restart() listens again on the same port.
+ */
+export class TaggedTarget {
+  readonly sockets = new Set<Socket>();
+  /** Every byte each connection sent, in accept order (for PROXY header checks). */
+  readonly received: Buffer[][] = [];
+  private server: Server | undefined;
+  private count = 0;
+
+  private constructor(
+    readonly tag: string,
+    readonly host: string,
+    public port: number,
+  ) {}
+
+  static async start(tag: string, host = "127.0.0.1", port = 0): Promise<TaggedTarget> {
+    const target = new TaggedTarget(tag, host, port);
+    await target.restart();
+    return target;
+  }
+
+  /** "host:port" as a config file names it, and as tcpgate's log lines print it. */
+  get address(): string {
+    return this.host.includes(":") ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+  }
+
+  get listening(): boolean {
+    return this.server?.listening ?? false;
+  }
+
+  /** Connections accepted since start, across restarts. */
+  accepted(): number {
+    return this.count;
+  }
+
+  async restart(): Promise<void> {
+    if (this.listening) return;
+    const server = createServer({ allowHalfOpen: true }, (socket) => {
+      this.count++;
+      const chunks: Buffer[] = [];
+      this.received.push(chunks);
+      this.sockets.add(socket);
+      socket.on("error", () => {});
+      socket.on("close", () => this.sockets.delete(socket));
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+      socket.on("end", () => socket.end());
+      socket.write(`${this.tag}\n`);
+    });
+    server.listen({ host: this.host, port: this.port });
+    await once(server, "listening");
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  /** As if the process died: nothing listens on the port any more, open connections reset. */
+  async kill(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const socket of this.sockets) socket.resetAndDestroy();
+    if (server?.listening) {
+      server.close();
+      await once(server, "close");
+    }
+  }
+}
+
+export interface Landed {
+  readonly socket: Socket;
+  /** The tag of the target the bridge reached. */
+  readonly tag: string;
+  /** The client's local port: its bridge's access-log line names it as clientPort. */
+  readonly clientPort: number;
+}
+
+export interface DialOptions {
+  /** Source address, e.g. "127.0.0.2": loopback addresses play distinct clients. */
+  readonly localAddress?: string;
+  /** The proxy's address; 127.0.0.1 unless localAddress is IPv6 (then ::1). */
+  readonly host?: string;
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Connects through the proxy and resolves once the target's tag has arrived: the bridge
+ * is then up, and the pool has counted it. Rejects if the proxy closes first or on timeout.
+ */
+export async function land(port: number, options: DialOptions = {}): Promise<Landed> {
+  const host = options.host ?? (options.localAddress?.includes(":") ? "::1" : "127.0.0.1");
+  const socket = connect({
+    port,
+    host,
+    allowHalfOpen: true,
+    ...(options.localAddress && { localAddress: options.localAddress }),
+  });
+  socket.on("error", () => {});
+  const timeoutMs = options.timeoutMs ?? 3000;
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const timer = setTimeout(() => fail(new Error(`no target tag within ${timeoutMs} ms (got ${text})`)), timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.off("close", onClose);
+    };
+    const fail = (error: Error) => {
+      cleanup();
+      socket.destroy();
+      reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      const nl = text.indexOf("\n");
+      if (nl < 0) return;
+      cleanup();
+      resolve({ socket, tag: text.slice(0, nl), clientPort: socket.localPort ?? 0 });
+    };
+    const onClose = () => fail(new Error(`closed by the proxy before a target answered (got ${JSON.stringify(text)})`));
+    socket.on("data", onData);
+    socket.once("close", onClose);
+  });
+}
+
+/** One short connection: land, then close. Resolves with the tag of the target reached. */
+export async function visit(port: number, options: DialOptions = {}): Promise<string> {
+  const { socket, tag } = await land(port, options);
+  socket.destroy();
+  return tag;
+}
+
+/**
+ * n short connections, `parallel` at a time; resolves with how many reached each tag.
+ * Round-robin counts do not depend on the order of arrival, so parallel is safe there.
+ */
+export async function visits(
+  port: number,
+  n: number,
+  options: DialOptions & { parallel?: number } = {},
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  let started = 0;
+  const worker = async () => {
+    while (started < n) {
+      started++;
+      const tag = await visit(port, options);
+      counts.set(tag, (counts.get(tag) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: options.parallel ?? 1 }, worker));
+  return counts;
+}
+
+/**
+ * n short connections one after the other, each waiting for its bridge's access-log line:
+ * every pick then finds no bridge open, so a load-aware strategy decides by weight alone.
+ */
+export async function visitsOneByOne(
+  gate: TargetGate,
+  port: number,
+  n: number,
+  options: DialOptions = {},
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const from = gate.logs.length;
+    const { socket, tag, clientPort } = await land(port, options);
+    socket.destroy();
+    await gate.bridgeEnd(clientPort, from);
+    counts.set(tag, (counts.get(tag) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/** How a connection the proxy could not bridge ended for the client. */
+export interface Closed {
+  readonly how: "end" | "reset" | "close" | "timeout";
+  readonly bytes: number;
+  readonly ms: number;
+  readonly clientPort: number;
+}
+
+/** Connects and waits (up to timeoutMs) for the proxy to close the connection. */
+export async function closedBy(port: number, options: DialOptions = {}): Promise<Closed> {
+  const started = performance.now();
+  const host = options.host ?? "127.0.0.1";
+  const socket = connect({ port, host, ...(options.localAddress && { localAddress: options.localAddress }) });
+  let bytes = 0;
+  socket.on("data", (chunk: Buffer) => {
+    bytes += chunk.length;
+  });
+  const how = await new Promise<Closed["how"]>((resolve) => {
+    const timer = setTimeout(() => resolve("timeout"), options.timeoutMs ?? 3000);
+    const done = (how: Closed["how"]) => {
+      clearTimeout(timer);
+      resolve(how);
+    };
+    socket.once("end", () => done("end"));
+    socket.once("error", (e: NodeJS.ErrnoException) =>
+      done(e.code === "ECONNRESET" || e.code === "EPIPE" ? "reset" : "close"),
+    );
+    socket.once("close", () => done("close"));
+  });
+  const clientPort = socket.localPort ?? 0;
+  socket.on("error", () => {});
+  socket.destroy();
+  return { how, bytes, ms: performance.now() - started, clientPort };
+}
+
+export interface TargetStatus {
+  readonly address: string;
+  readonly state: "up" | "down";
+  readonly openBridges: number;
+  readonly connectFailures: number;
+}
+
+export interface TargetGate {
+  readonly tcpgate: Running;
+  readonly pid: number;
+  readonly logs: LogLine[];
+  /** Rewrites the config file (tcpgate runs with --no-watch: reload() applies it). */
+  write(yaml: string): void;
+  /** SIGHUP, resolved once the next "reload applied" line is logged. */
+  reload(timeoutMs?: number): Promise<void>;
+  /** Messages (msg) of all lines from index `from` on that contain text. */
+  messages(text: string, from?: number): string[];
+  /** Resolves with the first line from index `from` on whose msg contains text. */
+  waitMsg(text: string, options?: { from?: number; timeoutMs?: number }): Promise<LogLine>;
+  /** The access-log line of the bridge from clientPort logged at or after index `from`. */
+  bridgeEnd(clientPort: number, from: number, timeoutMs?: number): Promise<LogLine>;
+  /** GET /status from the admin endpoint (the config must set admin.listen to adminPort). */
+  status(listener: string): Promise<TargetStatus[]>;
+  /** SIGTERM (SIGKILL after 5 s), removes the config folder. Safe to call twice. */
+  close(): Promise<number | null>;
+}
+
+const msgOf = (l: LogLine) => (typeof l.msg === "string" ? l.msg : "");
+
+/** Writes yaml to a temporary file and runs the CLI on it with --no-watch. */
+export async function startTargetGate(yaml: string, options: { adminPort?: number } = {}): Promise<TargetGate> {
+  const config = tempConfig(yaml);
+  const tcpgate = startTcpgate(["--config", config.path, "--no-watch"]);
+  try {
+    await tcpgate.waitForLog((l) => msgOf(l) === "tcpgate started", 10_000);
+  } catch (error) {
+    await tcpgate.stop("SIGKILL");
+    config.remove();
+    throw error;
+  }
+  const logs = tcpgate.logs;
+  /** The first line at or after index `from` that matches; match is tested first, as it is cheap. */
+  const waitLine = (match: (l: LogLine) => boolean, from: number, timeoutMs: number) =>
+    tcpgate.waitForLog((l) => match(l) && logs.indexOf(l) >= from, timeoutMs);
+  const waitMsg: TargetGate["waitMsg"] = (text, { from = 0, timeoutMs = 5000 } = {}) =>
+    waitLine((l) => msgOf(l).includes(text), from, timeoutMs);
+  return {
+    tcpgate,
+    pid: tcpgate.pid,
+    logs,
+    write: config.write,
+    async reload(timeoutMs = 5000) {
+      const from = logs.length;
+      process.kill(tcpgate.pid, "SIGHUP");
+      const line = await waitLine(
+        (l) => msgOf(l) === "reload applied" || msgOf(l).startsWith("reload rejected"),
+        from,
+        timeoutMs,
+      );
+      if (msgOf(line) !== "reload applied") throw new Error(msgOf(line));
+    },
+    messages: (text, from = 0) =>
+      logs
+        .slice(from)
+        .map(msgOf)
+        .filter((m) => m.includes(text)),
+    waitMsg,
+    bridgeEnd(clientPort, from, timeoutMs = 5000) {
+      return waitLine((l) => l.clientPort === clientPort && typeof l.end === "string", from, timeoutMs);
+    },
+    async status(listener) {
+      if (options.adminPort === undefined) throw new Error("no admin port given");
+      const response = await fetch(`http://127.0.0.1:${options.adminPort}/status`, {
+        signal: AbortSignal.timeout(3000),
+      });
+      const body = (await response.json()) as { listeners: { name: string; targets: TargetStatus[] }[] };
+      const found = body.listeners.find((l) => l.name === listener);
+      if (!found) throw new Error(`no listener ${listener} in /status`);
+      return found.targets;
+    },
+    async close() {
+      try {
+        return await tcpgate.stop("SIGTERM", 5000);
+      } finally {
+        config.remove();
+      }
+    },
+  };
+}
+
+/** Polls every 20 ms until check() is true; false after timeoutMs. */
+export async function within(timeoutMs: number, check: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await delay(20);
+  }
+  return true;
+}
+
+/** Runs check every intervalMs until it resolves true; false after timeoutMs. */
+export async function until(timeoutMs: number, check: () => Promise<boolean>, intervalMs = 100): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > deadline) return false;
+    await delay(intervalMs);
+  }
+}
+
+export interface SilentTarget {
+  /** "127.0.0.1:port" */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+const silentChildren = new Set<number>();
+process.on("exit", () => {
+  for (const pid of silentChildren) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {}
+  }
+});
+
+/**
+ * A target whose SYNs go unanswered, so that connecting to it times out (as to a host
+ * that vanished): a child process listens with the smallest backlog and is stopped
+ * (SIGSTOP) so it never accepts, and our own connections fill its accept queue; Linux
+ * then drops further SYNs. close() kills the child by its PID.
+ */
+export async function startSilentTarget(): Promise<SilentTarget> {
+  const script = `const s = require("node:net").createServer();
+s.listen({ host: "127.0.0.1", port: 0, backlog: 1 }, () => process.stdout.write(s.address().port + "\\n"));`;
+  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error("could not spawn the silent target");
+  silentChildren.add(pid);
+  const fillers: Socket[] = [];
+  const close = async () => {
+    for (const socket of fillers) socket.destroy();
+    if (silentChildren.delete(pid) && child.exitCode === null && child.signalCode === null) {
+      process.kill(pid, "SIGKILL");
+      await once(child, "exit");
+    }
+  };
+  try {
+    const [line] = (await once(child.stdout, "data")) as [Buffer];
+    const port = Number(line.toString().trim());
+    process.kill(pid, "SIGSTOP");
+    for (let i = 0; i < 16; i++) {
+      const socket = connect({ host: "127.0.0.1", port });
+      socket.on("error", () => {});
+      fillers.push(socket);
+      const connected = await Promise.race([once(socket, "connect").then(() => true), delay(300).then(() => false)]);
+      if (!connected) return { address: `127.0.0.1:${port}`, close };
+    }
+    throw new Error("the accept queue never filled: SYNs are not dropped here");
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
