@@ -345,7 +345,7 @@ function rendered(machine: Machine, s: Settings, loadStart: string, loadEnd: str
     "",
     `- machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, ${machine.kernel}; open-files limit ${machine.fdLimit}`,
     `- load average (1, 5, 15 min): ${loadStart} at the start, ${loadEnd} at the end; shared machine: expect noise`,
-    `- tcpgate ${machine.tcpgate}, run as \`node dist/cli.js --config … --log-level warn\` on ${machine.node}`,
+    `- tcpgate ${machine.tcpgate}, run as \`dist/cli.js --config … --log-level warn\` (the bin, with its V8 flags) on ${machine.node}`,
     `- ${machine.haproxy} (mode tcp, nbthread 1); ${machine.nginx} (1 worker); ${machine.redis}; ${machine.iperf3}; ${machine.wrk}`,
     `- ${s.rounds} round(s), ${s.seconds} s per test, proxies in rotating order; ${idleCount} idle connections; ` +
       `${s.reloads} reloads a round (${s.reloadVia === "file" ? "file rewritten in place, watcher" : "SIGHUP"}), ` +

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 // tcpgate's command line: arguments, start-up and signals. Everything else lives elsewhere.
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";

@@ -60,11 +60,13 @@ export function tcpgateYaml(listeners: { name: string; listen: number; target: n
 
 export function startTcpgateWith(setup: ProxySetup, name: string, yaml: string, extraArgs: string[] = []): Child {
   const config = join(setup.dir, `${name}.yaml`);
-  writeFileSync(config, yaml);
+  // 0644: tcpgate refuses a config file others may write.
+  writeFileSync(config, yaml, { mode: 0o644 });
+  // Run as installed: the bin, whose first line carries the V8 flags tcpgate is tuned with.
   return startChild(
     name,
-    process.execPath,
-    [join(setup.repoRoot, "dist", "cli.js"), "--config", config, "--log-level", "warn", ...extraArgs],
+    join(setup.repoRoot, "dist", "cli.js"),
+    ["--config", config, "--log-level", "warn", ...extraArgs],
     join(setup.dir, "logs", `${name}.log`),
   );
 }
