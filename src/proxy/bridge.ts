@@ -56,6 +56,7 @@ export class Bridge {
   private finished = false;
   private pending: Socket | undefined;
   private durationTimer: NodeJS.Timeout | undefined;
+  private keepAlive = false;
 
   /** clientAddress: the client as admission saw it (IPv4-mapped addresses unmapped). */
   constructor(
@@ -75,6 +76,18 @@ export class Bridge {
       if (this.target) this.maybeFinish();
       else this.finish(this.firstEnd ?? "client-closed");
     });
+  }
+
+  /**
+   * Turns on TCP keep-alive on both sockets. The listener calls it for bridges that
+   * outlive their first second: keep-alive only matters to long-lived bridges, and on a
+   * short one its four setsockopt calls per socket are a quarter of all its system calls.
+   */
+  enableKeepAlive(): void {
+    if (this.finished || this.keepAlive) return;
+    this.keepAlive = true;
+    this.client.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
+    this.target?.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
   }
 
   /** Bytes carried so far: client → target (up) and target → client (down). */
@@ -99,8 +112,6 @@ export class Bridge {
       port: candidate.config.address.port,
       allowHalfOpen: true,
       noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: KEEP_ALIVE_DELAY_MS,
     });
     // Node has no connect timeout: a SYN into a black hole would wait for minutes.
     socket.setTimeout(this.settings.connectTimeoutMs);
@@ -142,6 +153,7 @@ export class Bridge {
     this.target = target;
     this.targetState = state;
     const client = this.client;
+    if (this.keepAlive) target.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
     if (this.settings.proxyProtocol) target.write(this.proxyHeader(this.settings.proxyProtocol));
     target.on("error", (error) => this.onSocketError("target", error));
     target.on("close", () => {
@@ -227,6 +239,8 @@ export class Bridge {
   }
 }
 
+const NOTHING = Buffer.alloc(0);
+
 /**
  * Copies from one socket to the other with backpressure, and passes a FIN on as a FIN.
  * A bare pipe() would end the destination on error too, and hide which side ended first.
@@ -237,7 +251,20 @@ function forward(from: Socket, to: Socket, onEnd: () => void): void {
   });
   to.on("drain", () => from.resume());
   from.on("end", () => {
-    to.end();
-    onEnd();
+    // libuv reports a reset that arrives behind unread data as a plain EOF (POLLHUP after
+    // a partial read), so a truncated upload would reach the other side as a clean FIN. A
+    // zero-byte write asks the kernel: it fails on a reset socket (the error event then
+    // ends the bridge as a reset) and sends nothing on a live one. With writes pending,
+    // their own failure reports the reset; the probe would only wait behind them.
+    if (from.writableEnded || from.writableLength > 0) {
+      to.end();
+      onEnd();
+      return;
+    }
+    from.write(NOTHING, (error) => {
+      if (error) return;
+      to.end();
+      onEnd();
+    });
   });
 }

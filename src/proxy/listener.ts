@@ -36,6 +36,9 @@ export function addCounters(...all: ListenerCounters[]): ListenerCounters {
   };
 }
 
+/** Bridges younger than this get no keep-alive: they are likely to end on their own soon. */
+const KEEP_ALIVE_AFTER_MS = 1_000;
+
 export class Listener {
   readonly bridges = new Set<Bridge>();
   readonly counters: ListenerCounters = addCounters();
@@ -46,6 +49,9 @@ export class Listener {
   private pool: TargetPool;
   private policy: Policy;
   private whenDrained: (() => void)[] = [];
+  /** Bridges accepted since the last keep-alive sweep. */
+  private young: Bridge[] = [];
+  private sweep: NodeJS.Timeout | undefined;
 
   constructor(
     private current: ListenerConfig,
@@ -78,8 +84,6 @@ export class Listener {
         // Nothing is read from a client until its target is connected.
         pauseOnConnect: true,
         noDelay: true,
-        keepAlive: true,
-        keepAliveInitialDelay: 60_000,
       },
       (socket) => this.accept(socket),
     );
@@ -189,7 +193,24 @@ export class Listener {
       inspector,
     );
     this.bridges.add(bridge);
+    this.scheduleKeepAlive(bridge);
     bridge.connect(this.pool, client.text);
+  }
+
+  /**
+   * One timer per listener, not per bridge: a second after a batch of bridges was
+   * accepted, those still open get TCP keep-alive (see Bridge.enableKeepAlive).
+   */
+  private scheduleKeepAlive(bridge: Bridge): void {
+    this.young.push(bridge);
+    if (this.sweep) return;
+    this.sweep = setTimeout(() => {
+      this.sweep = undefined;
+      const batch = this.young;
+      this.young = [];
+      for (const b of batch) b.enableKeepAlive();
+    }, KEEP_ALIVE_AFTER_MS);
+    this.sweep.unref();
   }
 
   /** Runs exactly once per bridge, however it ended: the one place its slots are released. */
