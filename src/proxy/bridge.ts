@@ -48,6 +48,8 @@ export class Bridge {
   private readonly startedAt = performance.now();
   private target: Socket | undefined;
   private targetState: TargetState | undefined;
+  /** The target whose count this bridge holds: the one it is connecting to or joined. */
+  private holding: TargetState | undefined;
   private readonly tried = new Set<TargetState>();
   private readonly errors: string[] = [];
   private firstEnd: EndReason | undefined;
@@ -107,6 +109,8 @@ export class Bridge {
       return;
     }
     this.tried.add(candidate);
+    candidate.open++;
+    this.holding = candidate;
     const socket = connect({
       host: candidate.config.address.host,
       port: candidate.config.address.port,
@@ -138,6 +142,8 @@ export class Bridge {
       // Errors after giving up (a late RST) belong to nobody; swallow them.
       socket.on("error", () => {});
       socket.destroy();
+      this.release();
+      if (this.finished) return;
       this.errors.push(`${candidate.config.key} ${code}`);
       pool.connectFailed(candidate, code);
       this.connect(pool, clientKey);
@@ -199,6 +205,12 @@ export class Bridge {
     else if (this.targetClosed && this.firstEnd === undefined) this.finish("target-closed");
   }
 
+  /** Gives back the count this bridge holds on a target, once. */
+  private release(): void {
+    if (this.holding) this.holding.open--;
+    this.holding = undefined;
+  }
+
   /** The PROXY header: the client's address, and the address it connected to. */
   private proxyHeader(version: "v1" | "v2"): Buffer {
     const endpoints = {
@@ -214,7 +226,7 @@ export class Bridge {
   finish(reason: EndReason): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.targetState) this.targetState.open--;
+    this.release();
     clearTimeout(this.durationTimer);
     const resetOther = reason === "client-reset" ? this.target : reason === "target-reset" ? this.client : undefined;
     for (const socket of [this.client, this.target, this.pending]) {

@@ -10,7 +10,11 @@ const BACKOFF_MIN_MS = 1_000;
 const BACKOFF_MAX_MS = 30_000;
 
 export class TargetState {
-  /** Open bridges to this target; a bridge gives its count back when it ends. */
+  /**
+   * Bridges to this target, connecting or open. A bridge counts from the moment it picks
+   * the target, so a burst of clients does not all see the same idle target (HAProxy and
+   * nginx count at selection too); it gives the count back when it moves on or ends.
+   */
   open = 0;
   up = true;
   connectFailures = 0;
@@ -87,7 +91,6 @@ export class TargetPool {
   }
 
   connected(state: TargetState): void {
-    state.open++;
     state.failuresInRow = 0;
     if (!state.up) this.markUp(state, "a connection succeeded");
   }
