@@ -39,6 +39,7 @@ export function crossFieldIssues(data: unknown): SourceIssue[] {
     ...addressIssues(listeners),
     ...adminAddressIssues(data, listeners),
     ...listeners.flatMap((l, index) => (l ? targetIssues(l, index) : [])),
+    ...protoAclIssues(data),
   ];
   if (acls) {
     listeners.forEach((l, index) => {
@@ -50,6 +51,16 @@ export function crossFieldIssues(data: unknown): SourceIssue[] {
       issues.push(...aclReferenceIssues(data.admin.allow, ["admin", "allow"], acls));
   }
   return issues;
+}
+
+/**
+ * zod skips a "__proto__" key in a record (it would replace the prototype of the object it
+ * builds), so such an acl would vanish without a word, and a deny naming it deny no one.
+ */
+function protoAclIssues(data: unknown): SourceIssue[] {
+  return isMap(data) && isMap(data.acls) && Object.hasOwn(data.acls, "__proto__")
+    ? [{ path: ["acls", "__proto__"], message: '"__proto__" cannot be an acl name', atKey: true }]
+    : [];
 }
 
 function nameIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {

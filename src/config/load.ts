@@ -71,6 +71,22 @@ function unsafeOwnership(stats: { mode: number; uid: number }): string | undefin
 }
 
 export function parseConfig(bytes: Uint8Array | string, file: string): LoadResult {
+  const result = parse(bytes, file);
+  return result.ok ? result : { ok: false, errors: result.errors.map(oneLine) };
+}
+
+/**
+ * Messages quote what the file says, and a key or value may hold a newline or a terminal
+ * escape: each error must stay one line, and print as text, not as commands to a terminal.
+ */
+function oneLine(message: string): string {
+  return message.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => {
+    const named: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+    return named[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+  });
+}
+
+function parse(bytes: Uint8Array | string, file: string): LoadResult {
   const size = typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.length;
   if (size > MAX_CONFIG_BYTES) {
     return { ok: false, errors: [`${file}: the file is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB`] };

@@ -1,5 +1,17 @@
 // Strict YAML reading, and the way back from a key path to a line and column.
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments, visit, type YAMLError } from "yaml";
+import {
+  CST,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  Lexer,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  visit,
+  type YAMLError,
+} from "yaml";
 
 export type KeyPath = readonly PropertyKey[];
 
@@ -21,7 +33,21 @@ export type YamlResult = { ok: true; source: YamlSource } | { ok: false; errors:
 /** Aliases are legitimate for sharing lists, but a few hundred is already abuse. */
 const MAX_ALIAS_COUNT = 100;
 
+/**
+ * A real config nests about six levels deep. The yaml package composes by recursion, so a
+ * file of nested brackets well under 1 MiB runs out of stack, and the answer was "Maximum
+ * call stack size exceeded" at a place that depends on how much stack was left (under
+ * tsx, as in the tests, V8 even aborted while compiling a regular expression that deep).
+ * A fixed limit, found on the lexer's tokens before parsing, is one clear answer.
+ */
+const MAX_DEPTH = 64;
+
 export function readYaml(text: string, file: string): YamlResult {
+  const deep = tooDeepAt(text);
+  if (deep !== undefined) {
+    const { line, col } = lineCol(text, deep);
+    return { ok: false, errors: [`${file}:${line}:${col}: nested more than ${MAX_DEPTH} levels deep`] };
+  }
   const lines = new LineCounter();
   const documents = parseAllDocuments(text, {
     // The 1.2 core schema only, whatever a %YAML directive says: "NO" stays a string.
@@ -84,6 +110,54 @@ export function readYaml(text: string, file: string): YamlResult {
       },
     },
   };
+}
+
+/**
+ * Where nesting first gets deeper than MAX_DEPTH, found from the lexer's tokens alone (the
+ * lexer loops, it does not recurse): open flow collections, plus the block levels that
+ * indentation opens, plus indicators that open a level on the same line ("- - - x").
+ */
+function tooDeepAt(text: string): number | undefined {
+  const indents: number[] = [];
+  let offset = 0;
+  let flow = 0;
+  let onLine = 0;
+  let lineIndent: number | undefined = 0;
+  let scalarNext = false;
+  for (const token of new Lexer().lex(text)) {
+    const type = scalarNext ? "scalar-source" : CST.tokenType(token);
+    scalarNext = token === CST.SCALAR;
+    const at = offset;
+    // The lexer's own markers are not in the source.
+    if (token !== CST.SCALAR && token !== CST.DOCUMENT && token !== CST.FLOW_END) offset += token.length;
+    if (type === "newline") {
+      onLine = 0;
+      lineIndent = 0;
+      continue;
+    }
+    if (type === "space" || type === "comment" || type === "scalar" || type === "doc-mode") {
+      if (type === "space" && lineIndent === 0 && onLine === 0) lineIndent = token.length;
+      continue;
+    }
+    if (lineIndent !== undefined && flow === 0) {
+      while (indents.length > 0 && (indents[indents.length - 1] ?? 0) >= lineIndent) indents.pop();
+      indents.push(lineIndent);
+    }
+    lineIndent = undefined;
+    if (type === "flow-map-start" || type === "flow-seq-start") flow++;
+    else if (type === "flow-map-end" || type === "flow-seq-end") flow = Math.max(0, flow - 1);
+    else if (flow === 0 && (type === "seq-item-ind" || type === "explicit-key-ind" || type === "map-value-ind"))
+      onLine++;
+    if (indents.length + flow + onLine > MAX_DEPTH) return at;
+  }
+  return undefined;
+}
+
+function lineCol(text: string, offset: number): { line: number; col: number } {
+  const lines = new LineCounter();
+  lines.addNewLine(0);
+  for (let i = text.indexOf("\n"); i >= 0 && i < offset; i = text.indexOf("\n", i + 1)) lines.addNewLine(i + 1);
+  return lines.linePos(offset);
 }
 
 function firstLine(message: string): string {
