@@ -5,6 +5,7 @@
 // thread the test can terminate) either a config or a non-empty list of one-line errors,
 // each naming its place: "file:line:col: ..." or "file: ...".
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -488,48 +489,58 @@ describe("fuzzed config", () => {
     assert.ok("ok" in outcome && outcome.ok, JSON.stringify(outcome).slice(0, 300));
   });
 
-  test("loadConfigFile: files of every kind of junk, a 10 MB file, a directory, a missing file", BOUNDED, async () => {
-    const dir = mkdtempSync(join(tmpdir(), "tcpgate-fuzz-"));
-    try {
-      const load = async (path: string, what: string, insecure = false) => {
-        const outcome = await worker.run({ kind: "load", path, insecure } satisfies Request);
-        checkOutcome(outcome, path, what);
-        return outcome;
-      };
-      const huge = join(dir, "huge.yaml");
-      writeFileSync(huge, Buffer.alloc(10 * 1024 * 1024, 0x61), { mode: 0o644 });
-      const tooBig = await load(huge, "a 10 MB file");
-      assert.ok("errors" in tooBig && /larger than 1 MiB/.test(tooBig.errors[0] ?? ""));
-      assert.ok(tooBig.ms < 3000, `reading a 10 MB file took ${tooBig.ms} ms: only the first MiB should be read`);
-      const missing = await load(join(dir, "missing.yaml"), "a missing file");
-      assert.ok("errors" in missing && /no such file/.test(missing.errors[0] ?? ""));
-      const directory = await load(dir, "a directory");
-      assert.ok("errors" in directory);
-      await load("/dev/null", "/dev/null", true);
+  test(
+    "loadConfigFile: files of every kind of junk, a 10 MB file, a directory, a device, a FIFO, a missing file",
+    BOUNDED,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "tcpgate-fuzz-"));
+      try {
+        const load = async (path: string, what: string, insecure = false) => {
+          const outcome = await worker.run({ kind: "load", path, insecure } satisfies Request);
+          checkOutcome(outcome, path, what);
+          return outcome;
+        };
+        const huge = join(dir, "huge.yaml");
+        writeFileSync(huge, Buffer.alloc(10 * 1024 * 1024, 0x61), { mode: 0o644 });
+        const tooBig = await load(huge, "a 10 MB file");
+        assert.ok("errors" in tooBig && /larger than 1 MiB/.test(tooBig.errors[0] ?? ""));
+        assert.ok(tooBig.ms < 3000, `reading a 10 MB file took ${tooBig.ms} ms: only the first MiB should be read`);
+        const missing = await load(join(dir, "missing.yaml"), "a missing file");
+        assert.ok("errors" in missing && /no such file/.test(missing.errors[0] ?? ""));
+        const directory = await load(dir, "a directory");
+        assert.ok("errors" in directory);
+        const device = await load("/dev/null", "/dev/null", true);
+        assert.ok("errors" in device && /not a regular file/.test(device.errors[0] ?? ""));
+        // A FIFO nobody writes to: opening and reading it must not wait for a writer.
+        const fifo = join(dir, "fifo.yaml");
+        execFileSync("mkfifo", ["-m", "644", fifo]);
+        const piped = await load(fifo, "a FIFO");
+        assert.ok("errors" in piped && /not a regular file/.test(piped.errors[0] ?? ""));
 
-      let n = 0;
-      const anything = fc.oneof(
-        mutated,
-        damaged,
-        aliasBomb,
-        fc.uint8Array({ maxLength: 1024 }).map((b) => labelled(b, "random bytes")),
-      );
-      await fc.assert(
-        fc.asyncProperty(anything, async ({ input }) => {
-          const path = join(dir, `fuzz-${n++}.yaml`);
-          writeFileSync(path, input, { mode: 0o644 });
-          try {
-            await load(path, "a fuzzed file");
-          } finally {
-            rmSync(path, { force: true });
-          }
-        }),
-        { numRuns: Math.ceil(RUNS / 2) },
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+        let n = 0;
+        const anything = fc.oneof(
+          mutated,
+          damaged,
+          aliasBomb,
+          fc.uint8Array({ maxLength: 1024 }).map((b) => labelled(b, "random bytes")),
+        );
+        await fc.assert(
+          fc.asyncProperty(anything, async ({ input }) => {
+            const path = join(dir, `fuzz-${n++}.yaml`);
+            writeFileSync(path, input, { mode: 0o644 });
+            try {
+              await load(path, "a fuzzed file");
+            } finally {
+              rmSync(path, { force: true });
+            }
+          }),
+          { numRuns: Math.ceil(RUNS / 2) },
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   test("every run was quick", (t) => {
     t.diagnostic(`slowest run: ${Math.round(slowest.ms)} ms (${slowest.what})`);

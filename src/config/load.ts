@@ -1,6 +1,7 @@
 // From bytes on disk to a RuntimeConfig, or to every error in the file, each on one line
 // that names its place: "proxy.yaml:14:7: listeners[1].allow[0]: ...".
 import { createHash } from "node:crypto";
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import type { z } from "zod";
 import { crossFieldIssues } from "./checks.ts";
@@ -26,9 +27,14 @@ export interface LoadOptions {
 export async function loadConfigFile(path: string, options: LoadOptions = {}): Promise<LoadResult> {
   let bytes: Buffer;
   try {
-    const handle = await open(path, "r");
+    // Non-blocking, so that opening a FIFO returns at once instead of waiting for a writer.
+    const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     try {
-      const unsafe = options.insecure ? undefined : unsafeOwnership(await handle.stat());
+      const stats = await handle.stat();
+      if (stats.isDirectory()) return { ok: false, errors: [`${path}: cannot read the config: it is a directory`] };
+      // A FIFO or a device would block the read, or never end it (and a reload with it).
+      if (!stats.isFile()) return { ok: false, errors: [`${path}: cannot read the config: not a regular file`] };
+      const unsafe = options.insecure ? undefined : unsafeOwnership(stats);
       if (unsafe) return { ok: false, errors: [`${path}: ${unsafe} (or start with --insecure-config)`] };
       // Read one byte past the cap to tell "exactly at the cap" from "too large".
       const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
