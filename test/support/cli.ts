@@ -29,11 +29,25 @@ process.on("exit", () => {
   for (const child of running) if (child.pid) process.kill(child.pid, "SIGKILL");
 });
 
-export function startTcpgate(args: string[], options: { cwd?: string } = {}): Running {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: options.cwd ?? ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+export interface SpawnOptions {
+  /** RLIMIT_NOFILE (soft and hard) for tcpgate only: `ulimit -n` in a shell that then execs node, so the PID is node's. */
+  readonly nofile?: number;
+  /** Flags for node itself, before the script (e.g. --heapsnapshot-signal=SIGUSR2). */
+  readonly nodeArgs?: readonly string[];
+  readonly cwd?: string;
+}
+
+export function startTcpgate(args: readonly string[], options: SpawnOptions = {}): Running {
+  const command = [process.execPath, ...(options.nodeArgs ?? []), CLI, ...args];
+  const child =
+    options.nofile === undefined
+      ? spawn(command[0] as string, command.slice(1), { cwd: options.cwd ?? ROOT, stdio: ["ignore", "pipe", "pipe"] })
+      : spawn("sh", ["-c", 'ulimit -n "$1" && shift && exec "$@"', "sh", String(options.nofile), ...command], {
+          cwd: options.cwd ?? ROOT,
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error("could not spawn tcpgate");
   running.add(child);
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();
@@ -41,16 +55,14 @@ export function startTcpgate(args: string[], options: { cwd?: string } = {}): Ru
   let buffered = "";
   child.stdout?.setEncoding("utf8").on("data", (text: string) => {
     buffered += text;
-    let nl = buffered.indexOf("\n");
-    while (nl >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
+    const lines = buffered.split("\n");
+    buffered = lines.pop() ?? "";
+    for (const line of lines) {
       try {
         logs.push(JSON.parse(line) as LogLine);
       } catch {
         logs.push({ msg: line });
       }
-      nl = buffered.indexOf("\n");
     }
     for (const w of waiters) w();
   });
@@ -64,9 +76,7 @@ export function startTcpgate(args: string[], options: { cwd?: string } = {}): Ru
       resolve(code);
     });
   });
-  if (child.pid === undefined) throw new Error("could not spawn tcpgate");
-  const pid = child.pid;
-
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
   return {
     child,
     pid,
@@ -80,18 +90,14 @@ export function startTcpgate(args: string[], options: { cwd?: string } = {}): Ru
           if (found) {
             cleanup();
             resolve(found);
-          } else if (child.exitCode !== null || child.signalCode !== null) {
+          } else if (gone()) {
             cleanup();
-            reject(new Error(`tcpgate exited (${child.exitCode}) before the log line; stderr: ${stderr}`));
+            reject(new Error(`tcpgate exited (${child.exitCode ?? child.signalCode}) first; stderr: ${stderr}`));
           }
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(
-            new Error(
-              `no matching log line within ${timeoutMs} ms; logs: ${JSON.stringify(logs.slice(-5))} stderr: ${stderr}`,
-            ),
-          );
+          reject(new Error(`no matching log line within ${timeoutMs} ms; last: ${JSON.stringify(logs.slice(-3))}`));
         }, timeoutMs);
         const cleanup = () => {
           clearTimeout(timer);
@@ -102,10 +108,10 @@ export function startTcpgate(args: string[], options: { cwd?: string } = {}): Ru
       });
     },
     async stop(signal = "SIGTERM", timeoutMs = 5000) {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      if (gone()) return child.exitCode;
       process.kill(pid, signal);
       const timer = setTimeout(() => {
-        if (child.exitCode === null) process.kill(pid, "SIGKILL");
+        if (!gone()) process.kill(pid, "SIGKILL");
       }, timeoutMs);
       const code = await exited;
       clearTimeout(timer);
