@@ -5,19 +5,12 @@
 //
 // Checks here run every 200 ms with fall 2 and rise 2, so a state change is due within
 // about (fall or rise + 1) × 200 ms; the bounds below leave room for a loaded machine.
+
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { startBlackHole } from "./support/blackhole.ts";
 import { delay, freePort } from "./support/net.ts";
-import {
-  closedBy,
-  startSilentTarget,
-  startTargetGate,
-  TaggedTarget,
-  type TargetGate,
-  visit,
-  visits,
-  within,
-} from "./support/targets.ts";
+import { closedBy, startTargetGate, TaggedTarget, type TargetGate, visit, visits, within } from "./support/targets.ts";
 
 const BOUNDED = { timeout: 20_000 };
 
@@ -108,7 +101,7 @@ describe("active health checks", () => {
   test("a target that never answers is marked down by checks that time out", BOUNDED, async (t) => {
     const c = cleanup();
     t.after(() => c.run());
-    const silent = await startSilentTarget();
+    const silent = await startBlackHole();
     t.after(() => silent.close());
     const [b] = await targets(c, "b");
     const port = await freePort();

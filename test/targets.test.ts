@@ -8,17 +8,18 @@
 // is served exactly, whatever the order of arrival); random is checked to ±5 percentage
 // points over 1,000 connections (about 3 standard deviations of a binomial at p = 0.5);
 // source-hash over 240 distinct clients to ±12 points.
+
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
 import { describe, test } from "node:test";
 import { hasIPv6Loopback, wildcardIsDualStack } from "./support/admission.ts";
+import { startBlackHole } from "./support/blackhole.ts";
 import { delay, freePort } from "./support/net.ts";
 import {
   closedBy,
   type Landed,
   land,
-  startSilentTarget,
   startTargetGate,
   TaggedTarget,
   type TargetGate,
@@ -430,7 +431,7 @@ describe("failover", () => {
     async (t) => {
       const c = cleanup();
       t.after(() => c.run());
-      const silent = await startSilentTarget();
+      const silent = await startBlackHole();
       t.after(() => silent.close());
       const [b] = await targets(c, "b");
       const port = await freePort();

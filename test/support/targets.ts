@@ -1,7 +1,6 @@
 // Target tests through the real CLI: targets that say who they are, can be killed and
 // brought back on the same port, and a tcpgate whose logs and /status can be read while
 // clients from distinct loopback addresses go through it.
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { type LogLine, type Running, startTcpgate, tempConfig } from "./cli.ts";
@@ -325,59 +324,5 @@ export async function until(timeoutMs: number, check: () => Promise<boolean>, in
     if (await check()) return true;
     if (Date.now() > deadline) return false;
     await delay(intervalMs);
-  }
-}
-
-export interface SilentTarget {
-  /** "127.0.0.1:port" */
-  readonly address: string;
-  close(): Promise<void>;
-}
-
-const silentChildren = new Set<number>();
-process.on("exit", () => {
-  for (const pid of silentChildren) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-  }
-});
-
-/**
- * A target whose SYNs go unanswered, so that connecting to it times out (as to a host
- * that vanished): a child process listens with the smallest backlog and is stopped
- * (SIGSTOP) so it never accepts, and our own connections fill its accept queue; Linux
- * then drops further SYNs. close() kills the child by its PID.
- */
-export async function startSilentTarget(): Promise<SilentTarget> {
-  const script = `const s = require("node:net").createServer();
-s.listen({ host: "127.0.0.1", port: 0, backlog: 1 }, () => process.stdout.write(s.address().port + "\\n"));`;
-  const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error("could not spawn the silent target");
-  silentChildren.add(pid);
-  const fillers: Socket[] = [];
-  const close = async () => {
-    for (const socket of fillers) socket.destroy();
-    if (silentChildren.delete(pid) && child.exitCode === null && child.signalCode === null) {
-      process.kill(pid, "SIGKILL");
-      await once(child, "exit");
-    }
-  };
-  try {
-    const [line] = (await once(child.stdout, "data")) as [Buffer];
-    const port = Number(line.toString().trim());
-    process.kill(pid, "SIGSTOP");
-    for (let i = 0; i < 16; i++) {
-      const socket = connect({ host: "127.0.0.1", port });
-      socket.on("error", () => {});
-      fillers.push(socket);
-      const connected = await Promise.race([once(socket, "connect").then(() => true), delay(300).then(() => false)]);
-      if (!connected) return { address: `127.0.0.1:${port}`, close };
-    }
-    throw new Error("the accept queue never filled: SYNs are not dropped here");
-  } catch (error) {
-    await close();
-    throw error;
   }
 }
