@@ -4,7 +4,7 @@
 import { once } from "node:events";
 import { connect, createServer, type Socket } from "node:net";
 import { type LogLine, type Running, startTcpgate, tempConfig } from "./cli.ts";
-import { startServer, type TestServer } from "./net.ts";
+import { endOf, startServer, type TestServer } from "./net.ts";
 
 export interface Gate {
   readonly tcpgate: Running;
@@ -209,18 +209,7 @@ export async function tryRefused(port: number, localAddress: string, options: Re
     bytes += chunk.length;
   });
   if (options.send) socket.write(options.send);
-  const how = await new Promise<Refused["how"]>((resolve) => {
-    const timer = setTimeout(() => resolve("timeout"), options.timeoutMs ?? 2000);
-    const done = (how: Refused["how"]) => {
-      clearTimeout(timer);
-      resolve(how);
-    };
-    socket.once("end", () => done("end"));
-    socket.once("error", (e: NodeJS.ErrnoException) =>
-      done(e.code === "ECONNRESET" || e.code === "EPIPE" ? "reset" : "close"),
-    );
-    socket.once("close", () => done("close"));
-  });
+  const how = await endOf(socket, options.timeoutMs ?? 2000);
   const ms = performance.now() - started;
   socket.destroy();
   return { bytes, how, ms, port: localPort, from: 0 };

@@ -80,13 +80,21 @@ export function readAll(socket: Socket): Promise<Buffer> {
 }
 
 /** How a socket ended: "end" (FIN), "reset" (ECONNRESET/EPIPE) or "close". */
-export function endOf(socket: Socket): Promise<"end" | "reset" | "close"> {
+export function endOf(socket: Socket): Promise<"end" | "reset" | "close">;
+/** The same, or "timeout" when nothing happened within timeoutMs. */
+export function endOf(socket: Socket, timeoutMs: number): Promise<"end" | "reset" | "close" | "timeout">;
+export function endOf(socket: Socket, timeoutMs?: number): Promise<"end" | "reset" | "close" | "timeout"> {
   return new Promise((resolve) => {
-    socket.once("end", () => resolve("end"));
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => resolve("timeout"), timeoutMs);
+    const done = (how: "end" | "reset" | "close") => {
+      clearTimeout(timer);
+      resolve(how);
+    };
+    socket.once("end", () => done("end"));
     socket.once("error", (e: NodeJS.ErrnoException) =>
-      resolve(e.code === "ECONNRESET" || e.code === "EPIPE" ? "reset" : "close"),
+      done(e.code === "ECONNRESET" || e.code === "EPIPE" ? "reset" : "close"),
     );
-    socket.once("close", () => resolve("close"));
+    socket.once("close", () => done("close"));
   });
 }
 

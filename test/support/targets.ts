@@ -4,7 +4,7 @@
 import { once } from "node:events";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { type LogLine, type Running, startTcpgate, tempConfig } from "./cli.ts";
-import { delay } from "./net.ts";
+import { delay, endOf } from "./net.ts";
 
 /**
  * A target that writes "<tag>\n" as soon as it accepts a connection, so a client knows
@@ -199,18 +199,7 @@ export async function closedBy(port: number, options: DialOptions = {}): Promise
   socket.on("data", (chunk: Buffer) => {
     bytes += chunk.length;
   });
-  const how = await new Promise<Closed["how"]>((resolve) => {
-    const timer = setTimeout(() => resolve("timeout"), options.timeoutMs ?? 3000);
-    const done = (how: Closed["how"]) => {
-      clearTimeout(timer);
-      resolve(how);
-    };
-    socket.once("end", () => done("end"));
-    socket.once("error", (e: NodeJS.ErrnoException) =>
-      done(e.code === "ECONNRESET" || e.code === "EPIPE" ? "reset" : "close"),
-    );
-    socket.once("close", () => done("close"));
-  });
+  const how = await endOf(socket, options.timeoutMs ?? 3000);
   const clientPort = socket.localPort ?? 0;
   socket.on("error", () => {});
   socket.destroy();
