@@ -170,7 +170,8 @@ function untilShutdown(app: App, log: Logger): Promise<number> {
       log.info({ signal }, "shutting down");
       app.shutdown().then(() => {
         log.info("stopped");
-        resolve(0);
+        // Log lines are written asynchronously: let the last ones out before exiting.
+        log.flush(() => resolve(0));
       });
     };
     process.on("SIGTERM", stop);
