@@ -49,8 +49,8 @@ export class Listener {
   private pool: TargetPool;
   private policy: Policy;
   private whenDrained: (() => void)[] = [];
-  /** Bridges accepted since the last keep-alive sweep. */
-  private young: Bridge[] = [];
+  /** Open bridges accepted since the last keep-alive sweep. */
+  private young = new Set<Bridge>();
   private sweep: NodeJS.Timeout | undefined;
 
   constructor(
@@ -202,12 +202,12 @@ export class Listener {
    * accepted, those still open get TCP keep-alive (see Bridge.enableKeepAlive).
    */
   private scheduleKeepAlive(bridge: Bridge): void {
-    this.young.push(bridge);
+    this.young.add(bridge);
     if (this.sweep) return;
     this.sweep = setTimeout(() => {
       this.sweep = undefined;
       const batch = this.young;
-      this.young = [];
+      this.young = new Set();
       for (const b of batch) b.enableKeepAlive();
     }, KEEP_ALIVE_AFTER_MS);
     this.sweep.unref();
@@ -216,6 +216,8 @@ export class Listener {
   /** Runs exactly once per bridge, however it ended: the one place its slots are released. */
   private ended(end: BridgeEnd, bridge: Bridge, clientKey: string): void {
     this.bridges.delete(bridge);
+    // A bridge that ended holds nothing and must not be held: no keep-alive, no reference.
+    this.young.delete(bridge);
     this.counters.closed++;
     this.counters.bytesUpClosed += end.bytesUp;
     this.counters.bytesDownClosed += end.bytesDown;
