@@ -97,17 +97,21 @@ export class TargetPool {
 
   connectFailed(state: TargetState, code: string, now = Date.now()): void {
     state.connectFailures++;
+    const wasUp = state.up;
+    this.failed(state, code, "failed connects");
+    if (state.up) return;
+    // Back-off restarts when the target goes down and doubles with every failed trial.
+    state.backoffMs = wasUp ? BACKOFF_MIN_MS : Math.min(state.backoffMs * 2, BACKOFF_MAX_MS);
+    state.retryAt = now + state.backoffMs;
+  }
+
+  /** One more failure in a row, from a connect or a check; `fall` of them mark the target down. */
+  private failed(state: TargetState, code: string, what: string): void {
     state.lastError = code;
     state.successesInRow = 0;
     state.failuresInRow++;
     const fall = this.config.healthCheck?.fall ?? BUILT_IN_DEFAULTS.healthCheck.fall;
-    if (state.up && state.failuresInRow >= fall) {
-      this.markDown(state, `${state.failuresInRow} failed connects (${code})`);
-      state.backoffMs = BACKOFF_MIN_MS;
-    } else if (!state.up) {
-      state.backoffMs = Math.min(state.backoffMs * 2, BACKOFF_MAX_MS);
-    }
-    if (!state.up) state.retryAt = now + state.backoffMs;
+    if (state.up && state.failuresInRow >= fall) this.markDown(state, `${state.failuresInRow} ${what} (${code})`);
   }
 
   private markDown(state: TargetState, why: string): void {
@@ -160,13 +164,8 @@ export class TargetPool {
   }
 
   private checkFailed(state: TargetState, code: string): void {
-    state.lastError = code;
-    state.successesInRow = 0;
-    state.failuresInRow++;
-    const fall = this.config.healthCheck?.fall ?? BUILT_IN_DEFAULTS.healthCheck.fall;
-    if (state.up && state.failuresInRow >= fall) {
-      this.markDown(state, `${state.failuresInRow} failed checks (${code})`);
-      state.retryAt = Date.now() + state.backoffMs;
-    }
+    const wasUp = state.up;
+    this.failed(state, code, "failed checks");
+    if (wasUp && !state.up) state.retryAt = Date.now() + state.backoffMs;
   }
 }
