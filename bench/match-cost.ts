@@ -1,20 +1,9 @@
 // Cost of one admission lookup, in nanoseconds, for a typical rule list and for
 // 10,000-entry blocklists: `npx tsx bench/match-cost.ts`. It times the compiled matcher
 // the listener uses, over a fixed set of client addresses (bounded: 2,000,000 lookups).
-import { parseCidr } from "../src/config/address.ts";
 import type { Rule } from "../src/config/runtime.ts";
 import { compileRules, parseClientAddress } from "../src/policy/address-match.ts";
-
-function rule(source: string, cidrs: string[]): Rule {
-  return {
-    source,
-    cidrs: cidrs.map((c) => {
-      const parsed = parseCidr(c);
-      if (!parsed.ok) throw new Error(parsed.error);
-      return parsed.value;
-    }),
-  };
-}
+import { rule } from "../test/support/rules.ts";
 
 const typical = [rule("office", ["10.20.0.0/16", "192.168.20.0/24"]), rule("vpn", ["172.16.0.0/12"])];
 const blocklist24 = [

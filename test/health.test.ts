@@ -10,51 +10,21 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { startBlackHole } from "./support/blackhole.ts";
 import { delay, freePort } from "./support/net.ts";
-import { closedBy, startTargetGate, TaggedTarget, type TargetGate, visit, visits, within } from "./support/targets.ts";
+import {
+  appConfig,
+  bridgeLines,
+  cleanup,
+  closedBy,
+  startTargetGate,
+  targets,
+  visit,
+  visits,
+  within,
+} from "./support/targets.ts";
 
 const BOUNDED = { timeout: 20_000 };
 
 const CHECKS = ["    healthCheck:", "      interval: 200ms", "      timeout: 200ms", "      fall: 2", "      rise: 2"];
-
-/** A config file with one listener "app"; `more` are further listener lines (4 spaces in). */
-function config(options: {
-  listen: string;
-  targets: readonly (TaggedTarget | string)[];
-  more?: readonly string[];
-  adminPort?: number;
-}): string {
-  const lines = ["version: 1", "shutdownTimeout: 1s"];
-  if (options.adminPort !== undefined) lines.push("admin:", `  listen: 127.0.0.1:${options.adminPort}`);
-  lines.push("listeners:", "  - name: app", `    listen: "${options.listen}"`, "    targets:");
-  for (const t of options.targets) lines.push(`      - "${typeof t === "string" ? t : t.address}"`);
-  lines.push(...(options.more ?? []));
-  return `${lines.join("\n")}\n`;
-}
-
-/** Everything a test started, stopped in reverse order whatever happened. */
-function cleanup() {
-  const stops: (() => Promise<unknown>)[] = [];
-  return {
-    add<T extends TaggedTarget | TargetGate>(thing: T): T {
-      stops.push(() => (thing instanceof TaggedTarget ? thing.kill() : thing.close()));
-      return thing;
-    },
-    async run() {
-      for (const stop of stops.reverse()) await stop().catch(() => {});
-    },
-  };
-}
-
-async function targets<const T extends readonly string[]>(
-  c: ReturnType<typeof cleanup>,
-  ...tags: T
-): Promise<{ [K in keyof T]: TaggedTarget }> {
-  const started = await Promise.all(tags.map((tag) => TaggedTarget.start(tag)));
-  for (const target of started) c.add(target);
-  return started as { [K in keyof T]: TaggedTarget };
-}
-
-const bridgeLines = (gate: TargetGate, from = 0) => gate.logs.slice(from).filter((l) => typeof l.end === "string");
 
 describe("active health checks", () => {
   test(
@@ -65,7 +35,9 @@ describe("active health checks", () => {
       t.after(() => c.run());
       const [a, b] = await targets(c, "a", "b");
       const port = await freePort();
-      const gate = c.add(await startTargetGate(config({ listen: `127.0.0.1:${port}`, targets: [a, b], more: CHECKS })));
+      const gate = c.add(
+        await startTargetGate(appConfig({ listen: `127.0.0.1:${port}`, targets: [a, b], more: CHECKS })),
+      );
       // Checks reach both targets, and close their connections at once.
       await delay(700);
       assert.ok(a.accepted() >= 2 && b.accepted() >= 2, `checks seen: a ${a.accepted()}, b ${b.accepted()}`);
@@ -107,7 +79,7 @@ describe("active health checks", () => {
     const port = await freePort();
     const gate = c.add(
       await startTargetGate(
-        config({
+        appConfig({
           listen: `127.0.0.1:${port}`,
           targets: [silent.address, b],
           more: [...CHECKS, "    connectTimeout: 300ms"],
@@ -124,7 +96,9 @@ describe("active health checks", () => {
     t.after(() => c.run());
     const [a, b] = await targets(c, "a", "b");
     const port = await freePort();
-    const gate = c.add(await startTargetGate(config({ listen: `127.0.0.1:${port}`, targets: [a, b], more: CHECKS })));
+    const gate = c.add(
+      await startTargetGate(appConfig({ listen: `127.0.0.1:${port}`, targets: [a, b], more: CHECKS })),
+    );
     await a.kill();
     await gate.waitMsg(`target ${a.address} down: 2 failed checks`, { timeoutMs: 3000 });
     const from = gate.logs.length;
@@ -141,7 +115,9 @@ describe("active health checks", () => {
       t.after(() => c.run());
       const [a, b] = await targets(c, "a", "b");
       const port = await freePort();
-      const gate = c.add(await startTargetGate(config({ listen: `127.0.0.1:${port}`, targets: [a, b], more: CHECKS })));
+      const gate = c.add(
+        await startTargetGate(appConfig({ listen: `127.0.0.1:${port}`, targets: [a, b], more: CHECKS })),
+      );
       // Both stop at once, so the same checks find both down.
       await Promise.all([a.kill(), b.kill()]);
       await gate.waitMsg(`target ${a.address} down: 2 failed checks`, { timeoutMs: 3000 });
@@ -175,13 +151,13 @@ describe("health state across a reload", () => {
     const port = await freePort();
     const adminPort = await freePort();
     const listen = `127.0.0.1:${port}`;
-    const gate = c.add(await startTargetGate(config({ listen, targets: [dead, b], adminPort }), { adminPort }));
+    const gate = c.add(await startTargetGate(appConfig({ listen, targets: [dead, b], adminPort }), { adminPort }));
     assert.deepEqual(Object.fromEntries(await visits(port, 10)), { b: 10 });
     await gate.waitMsg(`target ${dead} down: 3 failed connects (ECONNREFUSED)`);
     const before = await gate.status("app");
     assert.equal(before[0]?.state, "down");
 
-    gate.write(config({ listen, targets: [dead, b], adminPort, more: ["    idleTimeout: 10m"] }));
+    gate.write(appConfig({ listen, targets: [dead, b], adminPort, more: ["    idleTimeout: 10m"] }));
     await gate.reload();
     const after = await gate.status("app");
     assert.equal(after[0]?.state, "down", "the reload forgot that the target is down");
@@ -199,12 +175,12 @@ describe("health state across a reload", () => {
     const adminPort = await freePort();
     const listen = `127.0.0.1:${port}`;
     const gate = c.add(
-      await startTargetGate(config({ listen, targets: [a, b], adminPort, more: CHECKS }), { adminPort }),
+      await startTargetGate(appConfig({ listen, targets: [a, b], adminPort, more: CHECKS }), { adminPort }),
     );
     await a.kill();
     await gate.waitMsg(`target ${a.address} down: 2 failed checks`, { timeoutMs: 3000 });
 
-    gate.write(config({ listen, targets: [a, b], adminPort, more: [...CHECKS, "    idleTimeout: 10m"] }));
+    gate.write(appConfig({ listen, targets: [a, b], adminPort, more: [...CHECKS, "    idleTimeout: 10m"] }));
     await gate.reload();
     assert.equal((await gate.status("app"))[0]?.state, "down");
     // Had the state been reset, the next two checks would mark it down again.
@@ -231,7 +207,7 @@ describe("health state across a reload", () => {
     t.after(() => c.run());
     const [a, other] = await targets(c, "a", "other");
     const [port, otherPort] = [await freePort(), await freePort()];
-    const base = config({ listen: `127.0.0.1:${port}`, targets: [a], more: CHECKS });
+    const base = appConfig({ listen: `127.0.0.1:${port}`, targets: [a], more: CHECKS });
     const second = [
       "  - name: other",
       `    listen: "127.0.0.1:${otherPort}"`,
@@ -242,14 +218,14 @@ describe("health state across a reload", () => {
     await delay(600);
     assert.ok(a.accepted() >= 2, "checked while configured");
 
-    gate.write(`${config({ listen: `127.0.0.1:${port}`, targets: [a] })}${second.join("\n")}\n`);
+    gate.write(`${appConfig({ listen: `127.0.0.1:${port}`, targets: [a] })}${second.join("\n")}\n`);
     await gate.reload();
     await delay(100);
     let seen = a.accepted();
     await delay(800);
     assert.equal(a.accepted(), seen, "checks went on after healthCheck was removed");
 
-    gate.write(`${config({ listen: `127.0.0.1:${port}`, targets: [a], more: CHECKS })}${second.join("\n")}\n`);
+    gate.write(`${appConfig({ listen: `127.0.0.1:${port}`, targets: [a], more: CHECKS })}${second.join("\n")}\n`);
     await gate.reload();
     await delay(600);
     assert.ok(a.accepted() > seen, "checks came back with healthCheck");

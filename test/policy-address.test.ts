@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";
-import { parseCidr } from "../src/config/address.ts";
 import type { Rule } from "../src/config/runtime.ts";
 import { compileRules, parseClientAddress } from "../src/policy/address-match.ts";
+import { rule } from "./support/rules.ts";
 
 const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join("."));
 const v6 = fc
@@ -25,17 +25,6 @@ const cidrOf = (address: string, prefix: number): string => {
 };
 const v4Cidr = fc.tuple(v4, fc.nat(32)).map(([a, p]) => cidrOf(a, p));
 const v6Cidr = fc.tuple(v6, fc.nat(128)).map(([a, p]) => cidrOf(a, p));
-
-function rule(source: string, cidrs: string[]): Rule {
-  return {
-    source,
-    cidrs: cidrs.map((c) => {
-      const parsed = parseCidr(c);
-      if (!parsed.ok) throw new Error(parsed.error);
-      return parsed.value;
-    }),
-  };
-}
 
 /**
  * The reference: every entry in order, with ipaddr.js doing the matching. An entry written

@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { parseCidr } from "../src/config/address.ts";
 import type { ListenerConfig, Rule } from "../src/config/runtime.ts";
 import { parseClientAddress } from "../src/policy/address-match.ts";
 import { compilePolicy } from "../src/policy/admission.ts";
+import { rule } from "./support/rules.ts";
 
-function rule(source: string, ...cidrs: string[]): Rule {
-  return {
-    source,
-    cidrs: (cidrs.length ? cidrs : [source]).map((c) => {
-      const parsed = parseCidr(c);
-      if (!parsed.ok) throw new Error(parsed.error);
-      return parsed.value;
-    }),
-  };
+/** A rule whose CIDRs default to its own name (a CIDR written in place). */
+function inPlace(source: string, ...cidrs: string[]): Rule {
+  return rule(source, cidrs.length ? cidrs : [source]);
 }
 
 function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
@@ -56,7 +50,7 @@ describe("admission order: deny, allow, schedule, limits", () => {
 
   test("deny wins over allow and names the rule that decided", () => {
     const policy = compilePolicy(
-      listener({ allow: [rule("office", "10.20.0.0/16")], deny: [rule("quarantine", "10.20.99.0/24")] }),
+      listener({ allow: [inPlace("office", "10.20.0.0/16")], deny: [inPlace("quarantine", "10.20.99.0/24")] }),
     );
     assert.deepEqual(policy.decide(client("10.20.99.7"), NOON_UTC_MONDAY, NONE_OPEN), {
       admit: false,
@@ -71,7 +65,7 @@ describe("admission order: deny, allow, schedule, limits", () => {
   });
 
   test("a CIDR written in place is reported as itself", () => {
-    const policy = compilePolicy(listener({ deny: [rule("192.0.2.0/24")] }));
+    const policy = compilePolicy(listener({ deny: [inPlace("192.0.2.0/24")] }));
     assert.deepEqual(policy.decide(client("::ffff:192.0.2.9"), NOON_UTC_MONDAY, NONE_OPEN), {
       admit: false,
       reason: "deny",
@@ -82,7 +76,7 @@ describe("admission order: deny, allow, schedule, limits", () => {
   test("a denied client is refused for deny even outside the schedule and over the limit", () => {
     const policy = compilePolicy(
       listener({
-        deny: [rule("192.0.2.0/24")],
+        deny: [inPlace("192.0.2.0/24")],
         schedule: { timezone: "UTC", windows: [{ days: ["sat"], from: "00:00", to: "01:00" }] },
         maxConnections: 1,
       }),

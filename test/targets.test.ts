@@ -17,13 +17,18 @@ import { hasIPv6Loopback, wildcardIsDualStack } from "./support/admission.ts";
 import { startBlackHole } from "./support/blackhole.ts";
 import { delay, freePort } from "./support/net.ts";
 import {
+  appConfig,
+  bridgeLines,
+  cleanup,
   closedBy,
   type Landed,
   land,
   startTargetGate,
   TaggedTarget,
+  type TargetEntry,
   type TargetGate,
   type TargetStatus,
+  targets,
   until,
   visit,
   visits,
@@ -33,59 +38,6 @@ import {
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
 const BOUNDED = { timeout: 20_000 };
-
-type TargetEntry = TaggedTarget | string | { target: TaggedTarget | string; weight: number };
-
-/** A config file with one listener "app" on listen, and optionally the admin endpoint. */
-function config(options: {
-  listen: string;
-  targets: readonly TargetEntry[];
-  balance?: string;
-  /** Further listener keys, as YAML lines indented for the listener (4 spaces). */
-  more?: readonly string[];
-  adminPort?: number;
-}): string {
-  const lines = ["version: 1", "shutdownTimeout: 1s"];
-  if (options.adminPort !== undefined) lines.push("admin:", `  listen: 127.0.0.1:${options.adminPort}`);
-  lines.push("listeners:", "  - name: app", `    listen: "${options.listen}"`, "    targets:");
-  const addressOf = (t: TaggedTarget | string) => (typeof t === "string" ? t : t.address);
-  for (const t of options.targets) {
-    if (typeof t === "string" || t instanceof TaggedTarget) lines.push(`      - "${addressOf(t)}"`);
-    else lines.push(`      - address: "${addressOf(t.target)}"`, `        weight: ${t.weight}`);
-  }
-  if (options.balance) lines.push(`    balance: ${options.balance}`);
-  lines.push(...(options.more ?? []));
-  return `${lines.join("\n")}\n`;
-}
-
-/** Everything a test started, stopped in reverse order whatever happened. */
-function cleanup() {
-  const stops: (() => Promise<unknown>)[] = [];
-  return {
-    add<T extends { close(): Promise<unknown> } | { kill(): Promise<unknown> }>(thing: T): T {
-      stops.push(() => ("close" in thing ? thing.close() : thing.kill()));
-      return thing;
-    },
-    sockets(list: readonly (Socket | Landed)[]) {
-      stops.push(async () => {
-        for (const s of list) ("socket" in s ? s.socket : s).destroy();
-      });
-    },
-    async run() {
-      for (const stop of stops.reverse()) await stop().catch(() => {});
-    },
-  };
-}
-
-/** One tagged target per tag, each stopped by the cleanup. */
-async function targets<const T extends readonly string[]>(
-  c: ReturnType<typeof cleanup>,
-  ...tags: T
-): Promise<{ [K in keyof T]: TaggedTarget }> {
-  const started = await Promise.all(tags.map((tag) => TaggedTarget.start(tag)));
-  for (const target of started) c.add(target);
-  return started as { [K in keyof T]: TaggedTarget };
-}
 
 /** How many of these bridges reached each tag. */
 function tally(list: readonly Landed[]): Record<string, number> {
@@ -107,7 +59,7 @@ describe("distribution over 1,000 connections", () => {
     const port = await freePort();
     c.add(
       await startTargetGate(
-        config({
+        appConfig({
           listen: `127.0.0.1:${port}`,
           targets: [
             { target: a, weight: 5 },
@@ -136,7 +88,7 @@ describe("distribution over 1,000 connections", () => {
     const port = await freePort();
     c.add(
       await startTargetGate(
-        config({
+        appConfig({
           listen: `127.0.0.1:${port}`,
           targets: [
             { target: a, weight: 3 },
@@ -157,7 +109,7 @@ describe("distribution over 1,000 connections", () => {
     const port = await freePort();
     c.add(
       await startTargetGate(
-        config({
+        appConfig({
           listen: `127.0.0.1:${port}`,
           balance: "random",
           targets: [{ target: a, weight: 2 }, b, d],
@@ -189,7 +141,7 @@ describe("distribution over 1,000 connections", () => {
       const port = await freePort();
       const gate = c.add(
         await startTargetGate(
-          config({
+          appConfig({
             listen: `127.0.0.1:${port}`,
             balance: "random",
             targets: [
@@ -219,7 +171,7 @@ describe("least-connections with long-lived bridges", () => {
     const adminPort = await freePort();
     const gate = c.add(
       await startTargetGate(
-        config({ listen: `127.0.0.1:${port}`, balance: "least-connections", targets: [a, b, d], adminPort }),
+        appConfig({ listen: `127.0.0.1:${port}`, balance: "least-connections", targets: [a, b, d], adminPort }),
         { adminPort },
       ),
     );
@@ -263,7 +215,7 @@ describe("least-connections with long-lived bridges", () => {
     const port = await freePort();
     c.add(
       await startTargetGate(
-        config({
+        appConfig({
           listen: `127.0.0.1:${port}`,
           balance: "least-connections",
           targets: [{ target: a, weight: 3 }, b],
@@ -285,7 +237,7 @@ describe("source-hash", () => {
     const port = await freePort();
     c.add(
       await startTargetGate(
-        config({
+        appConfig({
           listen: `127.0.0.1:${port}`,
           balance: "source-hash",
           targets: [{ target: a, weight: 2 }, b, d],
@@ -329,7 +281,7 @@ describe("source-hash", () => {
       const all = await targets(c, "a", "b", "c");
       const port = await freePort();
       const gate = c.add(
-        await startTargetGate(config({ listen: `127.0.0.1:${port}`, balance: "source-hash", targets: all })),
+        await startTargetGate(appConfig({ listen: `127.0.0.1:${port}`, balance: "source-hash", targets: all })),
       );
       const others = Array.from({ length: 40 }, (_, i) => `127.0.2.${i + 1}`);
       const before = new Map<string, string>();
@@ -361,7 +313,6 @@ describe("source-hash", () => {
 });
 
 /** Access-log lines (bridge ends) logged from index `from` on. */
-const bridgeLines = (gate: TargetGate, from = 0) => gate.logs.slice(from).filter((l) => typeof l.end === "string");
 /** Bridge ends whose errors name this target: the connects to it that failed. */
 const failedConnects = (gate: TargetGate, address: string, from = 0) =>
   bridgeLines(gate, from).filter((l) => Array.isArray(l.errors) && l.errors.some((e) => String(e).startsWith(address)));
@@ -373,7 +324,7 @@ describe("failover", () => {
     const b = c.add(await TaggedTarget.start("b"));
     const dead = `127.0.0.1:${await freePort()}`;
     const port = await freePort();
-    const gate = c.add(await startTargetGate(config({ listen: `127.0.0.1:${port}`, targets: [dead, b] })));
+    const gate = c.add(await startTargetGate(appConfig({ listen: `127.0.0.1:${port}`, targets: [dead, b] })));
     // Every client is served: the refused connect costs it nothing but a retry.
     const counts = await visits(port, 30);
     assert.deepEqual(Object.fromEntries(counts), { b: 30 });
@@ -394,7 +345,7 @@ describe("failover", () => {
       t.after(() => c.run());
       const [a, b] = await targets(c, "a", "b");
       const port = await freePort();
-      const gate = c.add(await startTargetGate(config({ listen: `127.0.0.1:${port}`, targets: [a, b] })));
+      const gate = c.add(await startTargetGate(appConfig({ listen: `127.0.0.1:${port}`, targets: [a, b] })));
       const held = await land(port);
       c.sockets([held]);
       assert.equal(held.tag, "a");
@@ -437,7 +388,7 @@ describe("failover", () => {
       const port = await freePort();
       const gate = c.add(
         await startTargetGate(
-          config({ listen: `127.0.0.1:${port}`, targets: [silent.address, b], more: ["    connectTimeout: 300ms"] }),
+          appConfig({ listen: `127.0.0.1:${port}`, targets: [silent.address, b], more: ["    connectTimeout: 300ms"] }),
         ),
       );
       // Each of the first few clients waits out the connect timeout once, then is served.
@@ -467,7 +418,9 @@ describe("failover", () => {
       const dead = [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`];
       const port = await freePort();
       const gate = c.add(
-        await startTargetGate(config({ listen: `127.0.0.1:${port}`, targets: dead, more: ["    connectTimeout: 1s"] })),
+        await startTargetGate(
+          appConfig({ listen: `127.0.0.1:${port}`, targets: dead, more: ["    connectTimeout: 1s"] }),
+        ),
       );
       const clients = [];
       for (let i = 0; i < 6; i++) {
@@ -545,7 +498,7 @@ describe("PROXY protocol through the proxy", () => {
     const port = await freePort();
     const gate = c.add(
       await startTargetGate(
-        config({ listen: listen(port), targets: targetsOf(a), more: [`    proxyProtocol: ${version}`] }),
+        appConfig({ listen: listen(port), targets: targetsOf(a), more: [`    proxyProtocol: ${version}`] }),
       ),
     );
     return { a, port, gate, c };
@@ -678,7 +631,7 @@ describe("least-connections across a reload", () => {
     const adminPort = await freePort();
     const listen = `127.0.0.1:${port}`;
     const gate = c.add(
-      await startTargetGate(config({ listen, balance: "least-connections", targets: [a, b, d], adminPort }), {
+      await startTargetGate(appConfig({ listen, balance: "least-connections", targets: [a, b, d], adminPort }), {
         adminPort,
       }),
     );
@@ -689,7 +642,7 @@ describe("least-connections across a reload", () => {
 
     // Another setting changes and a fourth target joins; the three keep their 5 bridges each.
     gate.write(
-      config({
+      appConfig({
         listen,
         balance: "least-connections",
         targets: [a, b, d, e],

@@ -2,9 +2,9 @@
 // count who reached them, loopback clients with their own source addresses, and the
 // outcome of a refused connection as a client sees it.
 import { once } from "node:events";
-import { connect, createServer, type Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { type LogLine, type Running, startTcpgate, tempConfig } from "./cli.ts";
-import { endOf, startServer, type TestServer } from "./net.ts";
+import { dialWithin, endOf, startServer, type TestServer } from "./net.ts";
 
 export interface Gate {
   readonly tcpgate: Running;
@@ -136,15 +136,7 @@ export async function dialFrom(
   host = localAddress.includes(":") ? "::1" : "127.0.0.1",
   timeoutMs = 3000,
 ): Promise<Socket> {
-  const socket = connect({ port, host, localAddress, allowHalfOpen: true });
-  const timer = setTimeout(() => socket.destroy(new Error(`connect to ${host}:${port} timed out`)), timeoutMs);
-  try {
-    await once(socket, "connect");
-    socket.on("error", () => {});
-    return socket;
-  } finally {
-    clearTimeout(timer);
-  }
+  return dialWithin(port, host, localAddress, timeoutMs);
 }
 
 /** Writes text and resolves once the same text has come back (an echo through a bridge). */

@@ -61,6 +61,24 @@ export function startEcho(host = "127.0.0.1"): Promise<TestServer> {
 }
 
 /** Connects (optionally from a given loopback address) and resolves once connected. */
+/** Connects like dial(), but gives up (rejecting) after timeoutMs; rejects with the socket's error. */
+export async function dialWithin(
+  port: number,
+  host: string,
+  localAddress: string | undefined,
+  timeoutMs: number,
+): Promise<Socket> {
+  const socket = connect({ port, host, allowHalfOpen: true, ...(localAddress && { localAddress }) });
+  const timer = setTimeout(() => socket.destroy(new Error(`connect to ${host}:${port} timed out`)), timeoutMs);
+  try {
+    await once(socket, "connect");
+    socket.on("error", () => {});
+    return socket;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function dial(port: number, host = "127.0.0.1", localAddress?: string): Promise<Socket> {
   const socket = connect({ port, host, allowHalfOpen: true, ...(localAddress && { localAddress }) });
   socket.on("error", () => {});

@@ -1,10 +1,7 @@
-// Reload tests drive the real CLI through its real config file: this writes those files,
-// starts tcpgate on them, and checks listeners from the outside with real connections.
-import { once } from "node:events";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { type LogLine, type Running, startTcpgate, tempConfig } from "./cli.ts";
-import { freePort, startServer, type TestServer } from "./net.ts";
+import { dialWithin, freePort, startServer, type TestServer } from "./net.ts";
 
 export interface ListenerDef {
   readonly name: string;
@@ -161,15 +158,7 @@ export async function exchange(
 
 /** Connects to 127.0.0.1:port (or host), bounded in time; rejects with the socket error. */
 export async function open(port: number, host = "127.0.0.1", timeoutMs = 3000): Promise<Socket> {
-  const socket = connect({ port, host, allowHalfOpen: true });
-  const timer = setTimeout(() => socket.destroy(new Error(`connect to ${host}:${port} timed out`)), timeoutMs);
-  try {
-    await once(socket, "connect");
-    socket.on("error", () => {});
-    return socket;
-  } finally {
-    clearTimeout(timer);
-  }
+  return dialWithin(port, host, undefined, timeoutMs);
 }
 
 /** One short connection: connect, send, read the answer, close. Resolves with the answer. */

@@ -315,3 +315,60 @@ export async function until(timeoutMs: number, check: () => Promise<boolean>, in
     await delay(intervalMs);
   }
 }
+
+/** Stops what a test started, last first, whatever state the test left it in. */
+export function cleanup() {
+  const stops: (() => Promise<unknown>)[] = [];
+  return {
+    add<T extends { close(): Promise<unknown> } | { kill(): Promise<unknown> }>(thing: T): T {
+      stops.push(() => ("close" in thing ? thing.close() : thing.kill()));
+      return thing;
+    },
+    sockets(list: readonly (Socket | Landed)[]) {
+      stops.push(async () => {
+        for (const s of list) ("socket" in s ? s.socket : s).destroy();
+      });
+    },
+    async run() {
+      for (const stop of stops.reverse()) await stop().catch(() => {});
+    },
+  };
+}
+
+/** One tagged target per tag, each stopped by the cleanup. */
+export async function targets<const T extends readonly string[]>(
+  c: ReturnType<typeof cleanup>,
+  ...tags: T
+): Promise<{ [K in keyof T]: TaggedTarget }> {
+  const started = await Promise.all(tags.map((tag) => TaggedTarget.start(tag)));
+  for (const target of started) c.add(target);
+  return started as { [K in keyof T]: TaggedTarget };
+}
+
+/** The access-log lines of bridges in a gate's log, from index `from` on. */
+export const bridgeLines = (gate: TargetGate, from = 0) =>
+  gate.logs.slice(from).filter((l) => typeof l.end === "string");
+
+export type TargetEntry = TaggedTarget | string | { target: TaggedTarget | string; weight: number };
+
+/** A config file with one listener "app" on listen, and optionally the admin endpoint. */
+export function appConfig(options: {
+  listen: string;
+  targets: readonly TargetEntry[];
+  balance?: string;
+  /** Further listener keys, as YAML lines indented for the listener (4 spaces). */
+  more?: readonly string[];
+  adminPort?: number;
+}): string {
+  const lines = ["version: 1", "shutdownTimeout: 1s"];
+  if (options.adminPort !== undefined) lines.push("admin:", `  listen: 127.0.0.1:${options.adminPort}`);
+  lines.push("listeners:", "  - name: app", `    listen: "${options.listen}"`, "    targets:");
+  const addressOf = (t: TaggedTarget | string) => (typeof t === "string" ? t : t.address);
+  for (const t of options.targets) {
+    if (typeof t === "string" || t instanceof TaggedTarget) lines.push(`      - "${addressOf(t)}"`);
+    else lines.push(`      - address: "${addressOf(t.target)}"`, `        weight: ${t.weight}`);
+  }
+  if (options.balance) lines.push(`    balance: ${options.balance}`);
+  lines.push(...(options.more ?? []));
+  return `${lines.join("\n")}\n`;
+}
