@@ -9,10 +9,10 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { requestFrom, type StatusDoc } from "./support/admin.ts";
-import { tempConfig } from "./support/cli.ts";
-import { delay, eventually, freePort, startEcho } from "./support/net.ts";
-import { startCli, started } from "./support/spawn.ts";
+import { requestFrom, type StatusDoc } from "../support/admin.ts";
+import { tempConfig } from "../support/cli.ts";
+import { delay, eventually, freePort, startEcho } from "../support/net.ts";
+import { startCli, started } from "../support/spawn.ts";
 
 const BRIDGES = Number(process.env.TCPGATE_LEAK_BRIDGES ?? 5000);
 const WARM_UP = 1000;

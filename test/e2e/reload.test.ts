@@ -7,13 +7,13 @@ import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
-import type { ReloadPlan } from "../src/config/diff.ts";
-import { parseConfig } from "../src/config/load.ts";
-import type { RuntimeConfig } from "../src/config/runtime.ts";
-import type { Gateway } from "../src/gateway.ts";
-import { Reloader } from "../src/reloader.ts";
-import { tempConfig } from "./support/cli.ts";
-import { delay, endOf, eventually, startEcho, startServer, type TestServer } from "./support/net.ts";
+import type { ReloadPlan } from "../../src/config/diff.ts";
+import { parseConfig } from "../../src/config/load.ts";
+import type { RuntimeConfig } from "../../src/config/runtime.ts";
+import type { Gateway } from "../../src/gateway.ts";
+import { Reloader } from "../../src/reloader.ts";
+import { tempConfig } from "../support/cli.ts";
+import { delay, endOf, eventually, startEcho, startServer, type TestServer } from "../support/net.ts";
 import {
   configText,
   connectOutcome,
@@ -25,7 +25,7 @@ import {
   open,
   roundTrip,
   startTagged,
-} from "./support/reload.ts";
+} from "../support/reload.ts";
 
 describe("reload", () => {
   let echo: TestServer;

@@ -4,13 +4,13 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { describe, test } from "node:test";
-import { status } from "./support/admin.ts";
-import { dialFrom, tryRefused } from "./support/admission.ts";
-import { ChildEcho } from "./support/child-target.ts";
-import { type LogLine, type Running, tempConfig } from "./support/cli.ts";
-import { delay, dial, eventually, freePort, startEcho, startServer } from "./support/net.ts";
-import { exchange } from "./support/reload.ts";
-import { startCli, started } from "./support/spawn.ts";
+import { status } from "../support/admin.ts";
+import { dialFrom, tryRefused } from "../support/admission.ts";
+import { ChildEcho } from "../support/child-target.ts";
+import { type LogLine, type Running, tempConfig } from "../support/cli.ts";
+import { delay, dial, eventually, freePort, startEcho, startServer } from "../support/net.ts";
+import { exchange } from "../support/reload.ts";
+import { startCli, started } from "../support/spawn.ts";
 
 const BOUNDED = { timeout: 40_000 };
 

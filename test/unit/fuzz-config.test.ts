@@ -12,8 +12,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
 import { stringify } from "yaml";
-import { MAX_CONFIG_BYTES } from "../src/config/load.ts";
-import { type LoaderWorker, type Outcome, type Request, startLoaderWorker } from "./support/config-worker.ts";
+import { MAX_CONFIG_BYTES } from "../../src/config/load.ts";
+import { type LoaderWorker, type Outcome, type Request, startLoaderWorker } from "../support/config-worker.ts";
 
 const FILE = "fuzz.yaml";
 /** Runs per property; FUZZ_RUNS raises it for a longer search. */

@@ -15,9 +15,9 @@ import {
   startCountingEcho,
   startGate,
   wildcardIsDualStack,
-} from "./support/admission.ts";
-import { runTcpgate, tempConfig } from "./support/cli.ts";
-import { delay, freePort } from "./support/net.ts";
+} from "../support/admission.ts";
+import { runTcpgate, tempConfig } from "../support/cli.ts";
+import { delay, freePort } from "../support/net.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
 const BOUNDED = { timeout: 20_000 };

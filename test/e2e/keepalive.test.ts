@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { startTcpgate, tempConfig } from "./support/cli.ts";
-import { delay, dial, freePort, startEcho } from "./support/net.ts";
+import { startTcpgate, tempConfig } from "../support/cli.ts";
+import { delay, dial, freePort, startEcho } from "../support/net.ts";
 
 /** The timer kind of the socket local → remote in /proc/net/tcp: 0 none, 2 keep-alive. */
 function timerOf(localPort: number, remotePort: number): number | undefined {

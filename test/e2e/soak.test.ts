@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ROOT } from "./support/cli.ts";
+import { ROOT } from "../support/cli.ts";
 
 const SECONDS = Number(process.env.SOAK_TEST_SECONDS ?? 30);
 

@@ -3,10 +3,10 @@ import { chmodSync, chownSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { pino } from "pino";
-import { loadConfigFile, parseConfig } from "../src/config/load.ts";
-import { checkDescriptorBudget, openFilesLimit } from "../src/fd-budget.ts";
-import { runTcpgate, startTcpgate, tempConfig } from "./support/cli.ts";
-import { dial, freePort } from "./support/net.ts";
+import { loadConfigFile, parseConfig } from "../../src/config/load.ts";
+import { checkDescriptorBudget, openFilesLimit } from "../../src/fd-budget.ts";
+import { runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
+import { dial, freePort } from "../support/net.ts";
 
 const config = (port: number) =>
   `version: 1\nlisteners:\n  - name: web\n    listen: 127.0.0.1:${port}\n    targets: [127.0.0.1:9]\n`;

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { delay, startEcho, type TestServer } from "./support/net.ts";
+import { delay, startEcho, type TestServer } from "../support/net.ts";
 import {
   configText,
   connectOutcome,
@@ -16,7 +16,7 @@ import {
   type ListenerDef,
   roundTrip,
   startGate,
-} from "./support/reload.ts";
+} from "../support/reload.ts";
 
 describe("reload triggers", () => {
   let echo: TestServer;

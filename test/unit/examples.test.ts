@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { test } from "node:test";
-import { JSON_SCHEMA_PATH } from "../src/config/json-schema.ts";
-import { loadConfigFile } from "../src/config/load.ts";
-import { ROOT } from "./support/cli.ts";
+import { JSON_SCHEMA_PATH } from "../../src/config/json-schema.ts";
+import { loadConfigFile } from "../../src/config/load.ts";
+import { ROOT } from "../support/cli.ts";
 
 const examples = [
   join(ROOT, "proxy.example.yaml"),

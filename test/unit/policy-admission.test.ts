@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { ListenerConfig, Rule } from "../src/config/runtime.ts";
-import { parseClientAddress } from "../src/policy/address-match.ts";
-import { compilePolicy } from "../src/policy/admission.ts";
-import { rule } from "./support/rules.ts";
+import type { ListenerConfig, Rule } from "../../src/config/runtime.ts";
+import { parseClientAddress } from "../../src/policy/address-match.ts";
+import { compilePolicy } from "../../src/policy/admission.ts";
+import { rule } from "../support/rules.ts";
 
 /** A rule whose CIDRs default to its own name (a CIDR written in place). */
 function inPlace(source: string, ...cidrs: string[]): Rule {

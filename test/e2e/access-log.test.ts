@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { dialFrom, echoes, type Gate, startGate } from "./support/admission.ts";
-import { type LogLine, type Running, startTcpgate, tempConfig } from "./support/cli.ts";
-import { delay, eventually, readAll, startServer, type TestServer } from "./support/net.ts";
-import { freePorts } from "./support/reload.ts";
+import { dialFrom, echoes, type Gate, startGate } from "../support/admission.ts";
+import { type LogLine, type Running, startTcpgate, tempConfig } from "../support/cli.ts";
+import { delay, eventually, readAll, startServer, type TestServer } from "../support/net.ts";
+import { freePorts } from "../support/reload.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
 const BOUNDED = { timeout: 20_000 };

@@ -11,8 +11,8 @@ import {
   parseIPv6,
   parseListenAddress,
   parseTargetAddress,
-} from "../src/config/address.ts";
-import { formatDuration, MAX_DURATION_MS, parseDuration } from "../src/config/duration.ts";
+} from "../../src/config/address.ts";
+import { formatDuration, MAX_DURATION_MS, parseDuration } from "../../src/config/duration.ts";
 
 const octet = fc.integer({ min: 0, max: 255 });
 const quad = fc.tuple(octet, octet, octet, octet);

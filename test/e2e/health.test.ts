@@ -8,8 +8,8 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { startBlackHole } from "./support/blackhole.ts";
-import { delay, freePort } from "./support/net.ts";
+import { startBlackHole } from "../support/blackhole.ts";
+import { delay, freePort } from "../support/net.ts";
 import {
   appConfig,
   bridgeLines,
@@ -20,7 +20,7 @@ import {
   visit,
   visits,
   within,
-} from "./support/targets.ts";
+} from "../support/targets.ts";
 
 const BOUNDED = { timeout: 20_000 };
 

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { configJsonSchema, configJsonSchemaText, JSON_SCHEMA_PATH } from "../src/config/json-schema.ts";
-import { ROOT } from "./support/cli.ts";
+import { configJsonSchema, configJsonSchemaText, JSON_SCHEMA_PATH } from "../../src/config/json-schema.ts";
+import { ROOT } from "../support/cli.ts";
 
 const committed = () => readFileSync(join(ROOT, JSON_SCHEMA_PATH), "utf8");
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { pino } from "pino";
-import { RefusalLog } from "../src/proxy/refusal-log.ts";
+import { RefusalLog } from "../../src/proxy/refusal-log.ts";
 
 function capture() {
   const lines: Record<string, unknown>[] = [];

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { delay, readAll, startServer, type TestServer } from "./support/net.ts";
-import { type RunningProxy, rssBytes, startProxy } from "./support/proxy.ts";
-import { flood } from "./support/streams.ts";
+import { delay, readAll, startServer, type TestServer } from "../support/net.ts";
+import { type RunningProxy, rssBytes, startProxy } from "../support/proxy.ts";
+import { flood } from "../support/streams.ts";
 
 const MiB = 1024 * 1024;
 const FLOOD_MS = 3000;

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";
 import { V1ProxyProtocol, V2ProxyProtocol } from "proxy-protocol-js";
-import { proxyHeaderV1, proxyHeaderV2 } from "../src/proxy/proxy-protocol.ts";
+import { proxyHeaderV1, proxyHeaderV2 } from "../../src/proxy/proxy-protocol.ts";
 
 const SIGNATURE = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
 

@@ -1,8 +1,8 @@
 // `tcpgate --check` through the real CLI (dist/cli.js, built by `npm test`).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { runTcpgate, tempConfig } from "./support/cli.ts";
-import { startServer } from "./support/net.ts";
+import { runTcpgate, tempConfig } from "../support/cli.ts";
+import { startServer } from "../support/net.ts";
 
 const GOOD = `version: 1
 defaults:

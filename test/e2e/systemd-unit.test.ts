@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ROOT } from "./support/cli.ts";
+import { ROOT } from "../support/cli.ts";
 
 const UNIT = join(ROOT, "examples", "tcpgate.service");
 

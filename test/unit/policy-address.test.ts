@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";
-import type { Rule } from "../src/config/runtime.ts";
-import { compileRules, parseClientAddress } from "../src/policy/address-match.ts";
-import { rule } from "./support/rules.ts";
+import type { Rule } from "../../src/config/runtime.ts";
+import { compileRules, parseClientAddress } from "../../src/policy/address-match.ts";
+import { rule } from "../support/rules.ts";
 
 const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join("."));
 const v6 = fc

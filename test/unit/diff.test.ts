@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { describePlan, diff, isEmptyPlan, type ReloadPlan } from "../src/config/diff.ts";
-import { parseConfig } from "../src/config/load.ts";
-import type { ListenerConfig, RuntimeConfig } from "../src/config/runtime.ts";
+import { describePlan, diff, isEmptyPlan, type ReloadPlan } from "../../src/config/diff.ts";
+import { parseConfig } from "../../src/config/load.ts";
+import type { ListenerConfig, RuntimeConfig } from "../../src/config/runtime.ts";
 
 /** Loads config text (YAML or JSON) the way a reload does; fails the test if it is invalid. */
 function load(text: string): RuntimeConfig {

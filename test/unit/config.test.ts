@@ -3,10 +3,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
-import { type LoadResult, loadConfigFile, MAX_CONFIG_BYTES, parseConfig } from "../src/config/load.ts";
-import { normalise } from "../src/config/runtime.ts";
-import { configSchema } from "../src/config/schema.ts";
-import { tempConfig } from "./support/cli.ts";
+import { type LoadResult, loadConfigFile, MAX_CONFIG_BYTES, parseConfig } from "../../src/config/load.ts";
+import { normalise } from "../../src/config/runtime.ts";
+import { configSchema } from "../../src/config/schema.ts";
+import { tempConfig } from "../support/cli.ts";
 
 const FILE = "proxy.yaml";
 

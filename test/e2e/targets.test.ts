@@ -13,9 +13,9 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
 import { describe, test } from "node:test";
-import { hasIPv6Loopback, wildcardIsDualStack } from "./support/admission.ts";
-import { startBlackHole } from "./support/blackhole.ts";
-import { delay, freePort } from "./support/net.ts";
+import { hasIPv6Loopback, wildcardIsDualStack } from "../support/admission.ts";
+import { startBlackHole } from "../support/blackhole.ts";
+import { delay, freePort } from "../support/net.ts";
 import {
   appConfig,
   bridgeLines,
@@ -34,7 +34,7 @@ import {
   visits,
   visitsOneByOne,
   within,
-} from "./support/targets.ts";
+} from "../support/targets.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
 const BOUNDED = { timeout: 20_000 };

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import type { TargetConfig } from "../src/config/runtime.ts";
-import { createStrategy } from "../src/proxy/balance/index.ts";
-import { LeastConnections } from "../src/proxy/balance/least-connections.ts";
-import { Random } from "../src/proxy/balance/random.ts";
-import { RoundRobin } from "../src/proxy/balance/round-robin.ts";
-import { SourceHash } from "../src/proxy/balance/source-hash.ts";
+import type { TargetConfig } from "../../src/config/runtime.ts";
+import { createStrategy } from "../../src/proxy/balance/index.ts";
+import { LeastConnections } from "../../src/proxy/balance/least-connections.ts";
+import { Random } from "../../src/proxy/balance/random.ts";
+import { RoundRobin } from "../../src/proxy/balance/round-robin.ts";
+import { SourceHash } from "../../src/proxy/balance/source-hash.ts";
 
 function target(key: string, weight = 1, open = 0) {
   const config: TargetConfig = { key, weight, address: { host: "127.0.0.1", port: 1, family: 4 } };

@@ -5,8 +5,8 @@ import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { describe, test } from "node:test";
-import { ROOT, runTcpgate, startTcpgate, tempConfig } from "./support/cli.ts";
-import { delay, dial, endOf, eventually, freePort, readAll, startEcho, startServer } from "./support/net.ts";
+import { ROOT, runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
+import { delay, dial, endOf, eventually, freePort, readAll, startEcho, startServer } from "../support/net.ts";
 
 /** Every test is bounded on its own: a hang fails that test, not the run. */
 const BOUNDED = { timeout: 20_000 };

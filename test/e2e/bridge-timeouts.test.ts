@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { type BlackHole, startBlackHole } from "./support/blackhole.ts";
-import { delay, endOf, freePort, readAll, startEcho, startServer, type TestServer } from "./support/net.ts";
-import { type RunningProxy, startProxy } from "./support/proxy.ts";
+import { type BlackHole, startBlackHole } from "../support/blackhole.ts";
+import { delay, endOf, freePort, readAll, startEcho, startServer, type TestServer } from "../support/net.ts";
+import { type RunningProxy, startProxy } from "../support/proxy.ts";
 
 /** Every test is bounded on its own: a hang fails that test, not the run. */
 const BOUNDED = { timeout: 15_000 };

@@ -17,11 +17,11 @@ import {
   sendAndReceive,
   startDoubler,
   status,
-} from "./support/admin.ts";
-import { echoes, type Gate, startGate } from "./support/admission.ts";
-import { ROOT, startTcpgate, tempConfig } from "./support/cli.ts";
-import { delay, eventually, freePort, startEcho, type TestServer } from "./support/net.ts";
-import { connectOutcome, freePorts, listeningPorts } from "./support/reload.ts";
+} from "../support/admin.ts";
+import { echoes, type Gate, startGate } from "../support/admission.ts";
+import { ROOT, startTcpgate, tempConfig } from "../support/cli.ts";
+import { delay, eventually, freePort, startEcho, type TestServer } from "../support/net.ts";
+import { connectOutcome, freePorts, listeningPorts } from "../support/reload.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
 const BOUNDED = { timeout: 20_000 };

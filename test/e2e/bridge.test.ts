@@ -4,9 +4,9 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { delay, endOf, eventually, freePort, readAll, startEcho, startServer, type TestServer } from "./support/net.ts";
-import { type RunningProxy, startProxy } from "./support/proxy.ts";
-import { receiveHash, sendRandom } from "./support/streams.ts";
+import { delay, endOf, eventually, freePort, readAll, startEcho, startServer, type TestServer } from "../support/net.ts";
+import { type RunningProxy, startProxy } from "../support/proxy.ts";
+import { receiveHash, sendRandom } from "../support/streams.ts";
 
 /** Every test is bounded on its own: a hang fails that test, not the run. */
 const BOUNDED = { timeout: 15_000 };
