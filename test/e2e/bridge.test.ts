@@ -4,7 +4,16 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { delay, endOf, eventually, freePort, readAll, startEcho, startServer, type TestServer } from "../support/net.ts";
+import {
+  delay,
+  endOf,
+  eventually,
+  freePort,
+  readAll,
+  startEcho,
+  startServer,
+  type TestServer,
+} from "../support/net.ts";
 import { type RunningProxy, startProxy } from "../support/proxy.ts";
 import { receiveHash, sendRandom } from "../support/streams.ts";
 
