@@ -121,7 +121,7 @@ export class Gateway {
     }
     for (const e of this.attached) {
       const at = e.addressIn(config);
-      if (at) this.log.info({ listen: at.key }, `${e.label} listening`);
+      if (at) this.log.info({ listen: at.key }, `${e.label} endpoint listening`);
     }
   }
 
@@ -245,7 +245,7 @@ export class Gateway {
           } catch (error) {
             this.log.error(
               { error: describeBindError(error) },
-              `${endpoint.label} could not listen again after a failed reload`,
+              `${endpoint.label} endpoint could not listen again after a failed reload`,
             );
           }
         },

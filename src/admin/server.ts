@@ -30,7 +30,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_BODY_BYTES = 1024 * 1024 + 1;
 
 export class AdminServer implements AttachedEndpoint {
-  readonly label = "admin endpoint";
+  readonly label = "admin";
   private server: Server | undefined;
   private allow: AddressMatcher | undefined;
   private readonly refusals: RefusalLog;
