@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import type { z } from "zod";
+import { workersUnsupported } from "../workers/support.ts";
 import { crossFieldIssues } from "./checks.ts";
 import { describe } from "./describe.ts";
 import { normalise, type RuntimeConfig } from "./runtime.ts";
@@ -76,6 +77,13 @@ function unsafeOwnership(stats: { mode: number; uid: number }): string | undefin
   return undefined;
 }
 
+const sources = new WeakMap<RuntimeConfig, { readonly text: string; readonly file: string }>();
+
+/** The text a config was parsed from and the file it names: each worker parses it again. */
+export function configSource(config: RuntimeConfig): { readonly text: string; readonly file: string } | undefined {
+  return sources.get(config);
+}
+
 export function parseConfig(bytes: Uint8Array | string, file: string): LoadResult {
   const result = parse(bytes, file);
   return result.ok ? result : { ok: false, errors: result.errors.map(oneLine) };
@@ -117,7 +125,11 @@ function parse(bytes: Uint8Array | string, file: string): LoadResult {
   ];
   if (issues.length > 0) return { ok: false, errors: render(issues, source) };
   if (!parsed.success) return { ok: false, errors: [`${file}: invalid config`] };
-  return { ok: true, config: normalise(parsed.data), sha256 };
+  const config = normalise(parsed.data);
+  const unsupported = workersUnsupported(config.workers);
+  if (unsupported) return { ok: false, errors: [`${file}: ${unsupported}`] };
+  sources.set(config, { text, file });
+  return { ok: true, config, sha256 };
 }
 
 function render(issues: SourceIssue[], source: YamlSource): string[] {

@@ -5,7 +5,8 @@ import { isAclReference } from "./schema.ts";
 
 export function summarise(config: RuntimeConfig, file: string): string {
   const count = config.listeners.length;
-  const lines = [`${file}: OK, ${count} listener${count === 1 ? "" : "s"}`];
+  const workers = config.workers > 1 ? `, ${config.workers} workers` : "";
+  const lines = [`${file}: OK, ${count} listener${count === 1 ? "" : "s"}${workers}`];
   for (const l of config.listeners) lines.push(...listenerLines(l));
   return lines.join("\n");
 }
