@@ -93,7 +93,12 @@ export class WorkerPool implements ConfigApplier {
     /** The main thread's gateway: the admin endpoint, no listeners. */
     private readonly main: Gateway,
     private readonly logging: { level: () => string; pretty: boolean },
-  ) {}
+  ) {
+    // For the tests only: a worker that dies must be replaced, and they need one to die.
+    if (process.env.TCPGATE_TEST_WORKER_EXIT_SIGNAL === "SIGUSR2") {
+      process.on("SIGUSR2", () => void this.workers[0]?.request({ kind: "exit" }).catch(() => {}));
+    }
+  }
 
   get config(): RuntimeConfig | undefined {
     return this.running;

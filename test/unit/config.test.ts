@@ -557,6 +557,7 @@ test("normalisation: built-in defaults fill every gap", () => {
     admin: undefined,
     logLevel: "info",
     shutdownTimeoutMs: 30_000,
+    workers: 1,
   });
 });
 
