@@ -6,6 +6,7 @@ import { open } from "node:fs/promises";
 import type { z } from "zod";
 import { crossFieldIssues } from "./checks.ts";
 import { describe } from "./describe.ts";
+import { unsafeConfigReason } from "./file-safety.ts";
 import { normalise, type RuntimeConfig } from "./runtime.ts";
 import { configSchema } from "./schema.ts";
 import { formatPath, type KeyPath, readYaml, type SourceIssue, type YamlSource } from "./yaml-source.ts";
@@ -34,7 +35,7 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
       if (stats.isDirectory()) return { ok: false, errors: [`${path}: cannot read the config: it is a directory`] };
       // A FIFO or a device would block the read, or never end it (and a reload with it).
       if (!stats.isFile()) return { ok: false, errors: [`${path}: cannot read the config: not a regular file`] };
-      const unsafe = options.insecure ? undefined : unsafeOwnership(stats);
+      const unsafe = options.insecure ? undefined : await unsafeConfigReason(path, stats);
       if (unsafe) return { ok: false, errors: [`${path}: ${unsafe} (or start with --insecure-config)`] };
       // Read one byte past the cap to tell "exactly at the cap" from "too large".
       const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
@@ -57,23 +58,6 @@ function readFailure(error: unknown): string {
     EISDIR: "it is a directory",
   };
   return (code && reasons[code]) ?? (error instanceof Error ? error.message : String(error));
-}
-
-/**
- * The config is the firewall's rule set: like sshd's StrictModes, refuse one that anyone
- * but its owner could have changed. Read from the open handle, so the file checked is the
- * file read.
- */
-function unsafeOwnership(stats: { mode: number; uid: number }): string | undefined {
-  if (stats.mode & 0o022) {
-    const who = stats.mode & 0o002 ? "everyone" : "its group";
-    return `refusing a config file writable by ${who} (mode ${(stats.mode & 0o777).toString(8)}); chmod go-w it`;
-  }
-  const me = process.getuid?.();
-  if (me !== undefined && stats.uid !== 0 && stats.uid !== me) {
-    return `refusing a config file owned by another user (uid ${stats.uid}); it must be owned by root or by uid ${me}`;
-  }
-  return undefined;
 }
 
 export function parseConfig(bytes: Uint8Array | string, file: string): LoadResult {
