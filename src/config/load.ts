@@ -9,6 +9,7 @@ import { describe } from "./describe.ts";
 import { unsafeConfigReason } from "./file-safety.ts";
 import { normalise, type RuntimeConfig } from "./runtime.ts";
 import { configSchema } from "./schema.ts";
+import { closest } from "./suggest.ts";
 import { formatPath, type KeyPath, readYaml, type SourceIssue, type YamlSource } from "./yaml-source.ts";
 
 /** A config is a page of rules, not data: anything larger is a mistake or an attack. */
@@ -206,19 +207,27 @@ function article(expected: string): string {
 function unknownKey(key: string, mapPath: KeyPath): string {
   // The core schema has no merge keys, so "<<" arrives as a plain key.
   if (key === "<<") return `unknown key "<<" (YAML merge keys are not supported; write the keys out)`;
-  const guess = closest(key, keysAt(configSchema, mapPath));
+  const guess = closest(key, keysAt(configSchema, mapPath)) ?? oneLevelDown(key, mapPath);
   return guess ? `unknown key "${key}" (did you mean ${guess}?)` : `unknown key "${key}"`;
 }
 
-/** The known key nearest to a typo, if it is near enough to be what was meant. */
-function closest(key: string, known: readonly string[]): string | undefined {
-  const limit = Math.min(2, Math.floor(key.length / 3));
-  let best: { key: string; distance: number } | undefined;
-  for (const candidate of known) {
-    const distance = editDistance(candidate.toLowerCase(), key.toLowerCase());
-    if (distance <= limit && (!best || distance < best.distance)) best = { key: candidate, distance };
+/**
+ * A key written one level too high: "maxConnections" at the top belongs in defaults,
+ * "timezone" in a listener belongs in its schedule. Suggested with its parent,
+ * "defaults.maxConnections"; "loglevel" finds "log.level" too.
+ */
+function oneLevelDown(key: string, mapPath: KeyPath): string | undefined {
+  for (const parent of keysAt(configSchema, mapPath)) {
+    const path = [...mapPath, parent];
+    if (!nodesAt(configSchema, path).some((node) => defOf(node).type === "object")) continue;
+    const spelled = new Map<string, string>();
+    for (const child of keysAt(configSchema, path)) {
+      for (const form of [child, `${parent}.${child}`, `${parent}${child}`]) spelled.set(form, `${parent}.${child}`);
+    }
+    const guess = closest(key, [...spelled.keys()]);
+    if (guess) return spelled.get(guess);
   }
-  return best?.key;
+  return undefined;
 }
 
 type Schema = z.core.$ZodType;
@@ -238,8 +247,8 @@ function unwrap(schema: Schema): Schema[] {
   return [schema];
 }
 
-/** Keys a map at path may hold: the suggestions for a typo there come from these only. */
-function keysAt(root: Schema, path: KeyPath): string[] {
+/** The schemas of the value at path: through objects by key, lists and records by their items. */
+function nodesAt(root: Schema, path: KeyPath): Schema[] {
   let nodes = unwrap(root);
   for (const segment of path) {
     nodes = nodes.flatMap((node) => {
@@ -253,22 +262,13 @@ function keysAt(root: Schema, path: KeyPath): string[] {
       return [];
     });
   }
-  return nodes.flatMap((node) => {
+  return nodes;
+}
+
+/** Keys a map at path may hold: the suggestions for a typo there come from these only. */
+function keysAt(root: Schema, path: KeyPath): string[] {
+  return nodesAt(root, path).flatMap((node) => {
     const def = defOf(node);
     return def.type === "object" ? Object.keys(def.shape as Record<string, Schema>) : [];
   });
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0] ?? 0;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j] ?? 0;
-      row[j] = Math.min(above + 1, (row[j - 1] ?? 0) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length] ?? 0;
 }
