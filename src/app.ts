@@ -5,7 +5,7 @@ import { AdminServer } from "./admin/server.ts";
 import type { GatewayView } from "./admin/view.ts";
 import type { RuntimeConfig } from "./config/runtime.ts";
 import { type FileWatch, watchConfigFile } from "./config/watch.ts";
-import { checkDescriptorBudget } from "./fd-budget.ts";
+import { DescriptorBudget } from "./fd-budget.ts";
 import { Gateway } from "./gateway.ts";
 import type { Logger } from "./log.ts";
 import { Reloader, type ReloadOutcome } from "./reloader.ts";
@@ -60,12 +60,13 @@ export async function startApp(options: AppOptions): Promise<App> {
   );
   const gateway = new Gateway(log, admin, (end) => metrics.bridgeEnded(end));
   await gateway.start(options.config);
-  checkDescriptorBudget(options.config, log);
+  const budget = new DescriptorBudget(log, { quickMode: file === undefined });
+  budget.check(options.config);
 
   let watcher: FileWatch | undefined;
   if (file) {
     const applied = (config: RuntimeConfig) => {
-      checkDescriptorBudget(config, log);
+      budget.check(config);
       options.onApplied(config);
     };
     reloader = new Reloader(file.path, gateway, log, file.sha256, applied, { insecure: file.insecure });

@@ -2,6 +2,7 @@
 // is read one way only: "127.1", "010.0.0.1" or "0x7f.0.0.1" mean different things to
 // different tools, so they are refused rather than guessed at.
 import ipaddr from "ipaddr.js";
+import { count } from "./describe.ts";
 
 export type Family = 4 | 6;
 
@@ -39,7 +40,7 @@ export function parseIPv4(text: string): Parsed<ipaddr.IPv4> {
 function ipv4Problem(text: string): string | undefined {
   const parts = text.split(".");
   if (parts.length !== 4) {
-    return `it has ${parts.length} part${parts.length === 1 ? "" : "s"}; write all four, a.b.c.d`;
+    return `it has ${count(parts.length, "part")}; write all four, a.b.c.d`;
   }
   for (const part of parts) {
     if (part === "") return "a part is empty";

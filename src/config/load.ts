@@ -5,7 +5,7 @@ import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import type { z } from "zod";
 import { crossFieldIssues } from "./checks.ts";
-import { describe } from "./describe.ts";
+import { count, describe } from "./describe.ts";
 import { unsafeConfigReason } from "./file-safety.ts";
 import { normalise, type RuntimeConfig } from "./runtime.ts";
 import { configSchema } from "./schema.ts";
@@ -162,14 +162,14 @@ function oneOf(values: readonly unknown[]): string {
 
 function tooSmall(issue: ZodIssue & { code: "too_small" }): string {
   const min = Number(issue.minimum);
-  if (issue.origin === "array") return `must have at least ${min} ${min === 1 ? "entry" : "entries"}`;
+  if (issue.origin === "array") return `must have at least ${count(min, "entry", "entries")}`;
   if (issue.origin === "string") return min === 1 ? "must not be empty" : `must be at least ${min} characters long`;
   return issue.inclusive === false ? `must be more than ${min}` : `must be at least ${min}`;
 }
 
 function tooBig(issue: ZodIssue & { code: "too_big" }): string {
   const max = Number(issue.maximum);
-  if (issue.origin === "array") return `must have at most ${max} ${max === 1 ? "entry" : "entries"}`;
+  if (issue.origin === "array") return `must have at most ${count(max, "entry", "entries")}`;
   if (issue.origin === "string") return `must be at most ${max} characters long`;
   return issue.inclusive === false ? `must be less than ${max}` : `must be at most ${max}`;
 }

@@ -12,9 +12,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { pino } from "pino";
-import { loadConfigFile, parseConfig } from "../../src/config/load.ts";
-import { checkDescriptorBudget, openFilesLimit } from "../../src/fd-budget.ts";
+import { loadConfigFile } from "../../src/config/load.ts";
 import { runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
 import { dial, freePort } from "../support/net.ts";
 
@@ -193,28 +191,39 @@ test("through the CLI: exit 1 at start-up, accepted with --insecure-config, and 
   }
 });
 
-test("the descriptor budget: a warning names what to raise when maxConnections cannot fit", () => {
-  const lines: Record<string, unknown>[] = [];
-  const log = pino({ level: "info" }, { write: (line: string) => lines.push(JSON.parse(line)) });
-  const parsed = parseConfig(`${config(1)}    maxConnections: 600\n`, "proxy.yaml");
-  assert.ok(parsed.ok);
-  checkDescriptorBudget(parsed.config, log, 1024);
-  assert.equal(lines.length, 1);
-  assert.match(String(lines[0]?.msg), /raise the limit \(ulimit -n, or LimitNOFILE= in systemd\) to at least 1264/);
-  lines.length = 0;
-  checkDescriptorBudget(parsed.config, log, 4096);
-  assert.equal(lines.length, 0);
-});
+test("the descriptor budget through the CLI: quiet in quick mode, logged once across reloads that keep its figure", async () => {
+  const lines = (run: { logs: { msg?: string }[] }) =>
+    run.logs.filter((l) => String(l.msg).includes("no maxConnections")).map((l) => l.msg);
+  const [quickPort, target] = [await freePort(), await freePort()];
+  const quick = startTcpgate(["127.0.0.1", String(quickPort), "127.0.0.1", String(target)], { nofile: 4096 });
+  try {
+    await quick.waitForLog((l) => l.msg === "tcpgate started");
+  } finally {
+    assert.equal(await quick.stop(), 0);
+  }
+  assert.deepEqual(lines(quick), []);
 
-test("the descriptor limit is read from /proc/self/limits", () => {
-  const dir = file("").dir;
-  const limits = join(dir, "limits");
-  writeFileSync(
-    limits,
-    "Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 4096                 files     \n",
-  );
-  assert.equal(openFilesLimit(limits), 1024);
-  assert.equal(openFilesLimit(join(dir, "missing")), undefined);
-  const real = openFilesLimit();
-  assert.ok(real === undefined || real > 0);
+  const port = await freePort();
+  const f = file(config(port));
+  const proxy = startTcpgate(["--config", f.path, "--no-watch"], { nofile: 4096 });
+  try {
+    await proxy.waitForLog((l) => l.msg === "tcpgate started");
+    assert.deepEqual(lines(proxy), [
+      "1 listener has no maxConnections: at most about 2016 bridges fit in the descriptor limit",
+    ]);
+    // Another target: the figure stays, so nothing is repeated.
+    f.write(config(port).replace("127.0.0.1:9]", "127.0.0.1:10]"));
+    process.kill(proxy.pid, "SIGHUP");
+    await proxy.waitForLog((l) => l.msg === "reload applied");
+    // A second listener without a limit changes it.
+    f.write(`${config(port)}  - name: api\n    listen: 127.0.0.1:${await freePort()}\n    targets: [127.0.0.1:9]\n`);
+    process.kill(proxy.pid, "SIGHUP");
+    await proxy.waitForLog(() => proxy.logs.filter((l) => l.msg === "reload applied").length === 2);
+    assert.deepEqual(lines(proxy), [
+      "1 listener has no maxConnections: at most about 2016 bridges fit in the descriptor limit",
+      "2 listeners have no maxConnections: at most about 2016 bridges fit in the descriptor limit",
+    ]);
+  } finally {
+    assert.equal(await proxy.stop(), 0);
+  }
 });
