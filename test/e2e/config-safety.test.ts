@@ -191,13 +191,16 @@ test("through the CLI: exit 1 at start-up, accepted with --insecure-config, and 
   }
 });
 
+/** Node takes seconds to start on a 2-core machine under load: bound the wait, generously. */
+const STARTUP_MS = 15_000;
+
 test("the descriptor budget through the CLI: quiet in quick mode, logged once across reloads that keep its figure", async () => {
   const lines = (run: { logs: { msg?: string }[] }) =>
     run.logs.filter((l) => String(l.msg).includes("no maxConnections")).map((l) => l.msg);
   const [quickPort, target] = [await freePort(), await freePort()];
   const quick = startTcpgate(["127.0.0.1", String(quickPort), "127.0.0.1", String(target)], { nofile: 4096 });
   try {
-    await quick.waitForLog((l) => l.msg === "tcpgate started");
+    await quick.waitForLog((l) => l.msg === "tcpgate started", STARTUP_MS);
   } finally {
     assert.equal(await quick.stop(), 0);
   }
@@ -207,7 +210,7 @@ test("the descriptor budget through the CLI: quiet in quick mode, logged once ac
   const f = file(config(port));
   const proxy = startTcpgate(["--config", f.path, "--no-watch"], { nofile: 4096 });
   try {
-    await proxy.waitForLog((l) => l.msg === "tcpgate started");
+    await proxy.waitForLog((l) => l.msg === "tcpgate started", STARTUP_MS);
     assert.deepEqual(lines(proxy), [
       "1 listener has no maxConnections: at most about 2016 bridges fit in the descriptor limit",
     ]);
