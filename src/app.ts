@@ -6,7 +6,7 @@ import type { GatewayView } from "./admin/view.ts";
 import type { RuntimeConfig } from "./config/runtime.ts";
 import { type FileWatch, watchConfigFile } from "./config/watch.ts";
 import { BindError } from "./endpoint.ts";
-import { checkDescriptorBudget } from "./fd-budget.ts";
+import { DescriptorBudget } from "./fd-budget.ts";
 import { Gateway } from "./gateway.ts";
 import type { Logger } from "./log.ts";
 import { type ConfigApplier, Reloader, type ReloadOutcome, type ReloadTrigger } from "./reloader.ts";
@@ -73,12 +73,13 @@ export async function startApp(options: AppOptions): Promise<App> {
   );
   gateway.attach(admin);
   await running.start(options.config);
-  checkDescriptorBudget(options.config, log);
+  const budget = new DescriptorBudget(log, { quickMode: file === undefined });
+  budget.check(options.config);
 
   let watcher: FileWatch | undefined;
   if (file) {
     const applied = (config: RuntimeConfig) => {
-      checkDescriptorBudget(config, log);
+      budget.check(config);
       options.onApplied(config);
       pool?.setLogLevel(log.level);
     };
