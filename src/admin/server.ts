@@ -61,7 +61,7 @@ export class AdminServer {
   }
 
   restrict(rules: readonly Rule[]): void {
-    this.allow = rules.length > 0 ? compileRules(rules) : undefined;
+    this.allow = rules.length > 0 ? compileRules(rules, "allow") : undefined;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -9,6 +9,7 @@ import { compilePolicy, type Policy, REFUSAL_REASONS, type RefusalReason } from 
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
 import { createInspector } from "./inspect.ts";
 import { RefusalLog } from "./refusal-log.ts";
+import { RuleHits, type RuleHitsSnapshot } from "./rule-hits.ts";
 import { TargetPool } from "./target-pool.ts";
 
 /** Running totals per listener; at any quiet moment accepted = refused + closed + open. */
@@ -48,6 +49,7 @@ export class Listener {
   private server: Server | undefined;
   private pool: TargetPool;
   private policy: Policy;
+  private hits: RuleHits;
   private whenDrained: (() => void)[] = [];
   /** Open bridges accepted since the last keep-alive sweep. */
   private young = new Set<Bridge>();
@@ -61,6 +63,7 @@ export class Listener {
   ) {
     this.pool = new TargetPool(current, log);
     this.policy = compilePolicy(current);
+    this.hits = RuleHits.of(current);
     this.refusals = new RefusalLog(log, current.name);
   }
 
@@ -112,6 +115,7 @@ export class Listener {
   update(config: ListenerConfig): void {
     this.pool = this.pool.reconfigure(config);
     this.policy = compilePolicy(config);
+    this.hits = RuleHits.of(config, this.hits);
     this.current = config;
   }
 
@@ -125,6 +129,11 @@ export class Listener {
   retire(): void {
     this.stopAccepting();
     this.pool.stop();
+  }
+
+  /** Hits of each allow and deny entry of the current config. */
+  ruleHits(): RuleHitsSnapshot {
+    return this.hits.snapshot();
   }
 
   get targets() {
@@ -166,6 +175,7 @@ export class Listener {
     const fromClient = this.perClient.get(client.text) ?? 0;
     const now = Date.now();
     const decision = this.policy.decide(client, now, { total: this.bridges.size, fromClient });
+    if (decision.entry) this.hits.record(decision.entry, now);
     if (!decision.admit) {
       socket.destroy();
       this.counters.refused[decision.reason]++;
@@ -176,6 +186,8 @@ export class Listener {
           clientPort: socket.remotePort ?? 0,
           reason: decision.reason,
           rule: decision.detail,
+          ...(decision.reason === "deny" &&
+            decision.entry && { entry: decision.entry.rule, cidr: decision.entry.cidr }),
         },
         now,
       );
