@@ -96,6 +96,7 @@ let onHangup: () => void = () => {};
 process.on("SIGHUP", () => onHangup());
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "explain") return (await import("./commands/explain.ts")).runExplain(argv.slice(1));
   const options = parseCommandLine(argv);
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);

@@ -30,6 +30,10 @@ export interface OpenCounts {
 
 export interface Policy {
   decide(client: ClientAddress, nowMs: number, open: OpenCounts): Decision;
+  /** The compiled lists and schedule decide() asks: explain reads the same ones. */
+  readonly deny: AddressMatcher | undefined;
+  readonly allow: AddressMatcher | undefined;
+  readonly schedule: Schedule | undefined;
 }
 
 const ADMIT: Decision = { admit: true, entry: undefined };
@@ -42,6 +46,9 @@ export function compilePolicy(config: ListenerConfig): Policy {
     config.schedule && compileSchedule(config.schedule.timezone, config.schedule.windows);
   const { maxConnections, maxConnectionsPerClient } = config;
   return {
+    deny,
+    allow,
+    schedule,
     decide(client, nowMs, open) {
       const denied = deny?.match(client);
       if (denied) return refuse("deny", describeMatch(denied), denied);
@@ -67,6 +74,6 @@ function refuse(reason: RefusalReason, detail: string, entry: Match | undefined)
 }
 
 /** "quarantine (10.20.99.0/24)" for an acl, "10.0.0.0/8" for a CIDR written in place. */
-export function describeMatch({ rule, cidr }: Match): string {
+export function describeMatch({ rule, cidr }: Pick<Match, "rule" | "cidr">): string {
   return rule === cidr || cidr.startsWith(`${rule}/`) ? cidr : `${rule} (${cidr})`;
 }
