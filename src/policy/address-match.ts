@@ -4,7 +4,7 @@
 // tables are probed longest prefix first, so the first hit is the most specific entry
 // and ends the lookup.
 import ipaddr from "ipaddr.js";
-import type { Cidr } from "../config/address.ts";
+import { ipv4Range } from "../config/address.ts";
 import type { Rule } from "../config/runtime.ts";
 
 /** A client address, reduced to what matching needs. */
@@ -78,7 +78,7 @@ export function compileRules(rules: readonly Rule[], list: RuleList): AddressMat
     for (const cidr of rule.cidrs) {
       const entry: Match = Object.freeze({ list, rule: rule.source, index, cidr: cidr.text });
       size++;
-      const asV4 = ipv4View(cidr);
+      const asV4 = ipv4Range(cidr);
       if (asV4) {
         const table = v4.get(asV4.prefix) ?? new Map<number, Match>();
         v4.set(asV4.prefix, table);
@@ -112,19 +112,6 @@ export function compileRules(rules: readonly Rule[], list: RuleList): AddressMat
       return undefined;
     },
   };
-}
-
-/**
- * The IPv4 range an entry stands for: an IPv4 CIDR, or one written in the IPv4-mapped
- * form ("::ffff:10.1.2.3", as a dual-stack socket, and our own bridge log, print IPv4
- * clients). Clients are matched as IPv4 once unmapped, so a mapped entry kept as IPv6
- * could never match anyone: a deny rule copied from a log line would silently do nothing.
- */
-function ipv4View(cidr: Cidr): { address: number; prefix: number } | undefined {
-  if (cidr.family === 4) return { address: dottedToNumber(cidr.address.toString()) as number, prefix: cidr.prefix };
-  const address = cidr.address as ipaddr.IPv6;
-  if (cidr.prefix < 96 || !address.isIPv4MappedAddress()) return undefined;
-  return { address: dottedToNumber(address.toIPv4Address().toString()) as number, prefix: cidr.prefix - 96 };
 }
 
 function maskV4(address: number, prefix: number): number {

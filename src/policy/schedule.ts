@@ -1,6 +1,7 @@
 // Time windows, evaluated on the local wall clock of the schedule's zone. The clock is
 // an argument: this module never reads the time itself.
 import type { Day, ScheduleWindow } from "../config/runtime.ts";
+import { minutesOf } from "../config/schema.ts";
 
 const WEEKDAYS: readonly Day[] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const SHORT_NAMES: Record<string, number> = { Mon: 0, Tue: 1, Wed: 2, Thu: 3, Fri: 4, Sat: 5, Sun: 6 };
@@ -30,11 +31,6 @@ export interface CompiledWindow {
   readonly days: readonly boolean[];
   readonly from: number;
   readonly to: number;
-}
-
-export function minutesOf(clock: string): number {
-  const [h, m] = clock.split(":").map(Number);
-  return (h ?? 0) * 60 + (m ?? 0);
 }
 
 export function compileWindows(windows: readonly ScheduleWindow[]): CompiledWindow[] {
