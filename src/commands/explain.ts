@@ -2,7 +2,6 @@
 // listener, and which entry or window decided. Offline: the config file alone.
 import { parseArgs } from "node:util";
 import { loadConfigFile } from "../config/load.ts";
-import type { ListenerConfig } from "../config/runtime.ts";
 import { describeMatch } from "../policy/admission.ts";
 import {
   describeWindow,
@@ -15,9 +14,13 @@ import {
   parseInstant,
   type ScheduleExplanation,
 } from "../policy/explain.ts";
+import { UsageError } from "./usage-error.ts";
+
+export const EXPLAIN_USAGE =
+  "tcpgate explain --config <file> <client-address> [--listener <name>] [--at <ISO 8601 time>] [--json]";
 
 const USAGE = `Usage:
-  tcpgate explain --config proxy.yaml <client-address> [--listener NAME] [--at TIME] [--json]
+  ${EXPLAIN_USAGE}
 
 Would a new connection from <client-address> be admitted, by each listener (or the one
 named), and which allow/deny entry or schedule window decided. Limits are not evaluated.
@@ -30,103 +33,62 @@ Options:
       --insecure-config   read a config file that others than its owner may write
   -h, --help              print this help`;
 
-class UsageError extends Error {}
-
-interface Request {
-  readonly config: string;
-  readonly address: ExplainedAddress;
-  readonly given: string;
-  readonly atMs: number;
-  readonly listener: string | undefined;
-  readonly json: boolean;
-  readonly insecure: boolean;
-}
-
-function parseRequest(argv: string[]): Request | "help" {
-  let parsed: ReturnType<typeof parse>;
-  const parse = () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: "string", short: "c" },
-        listener: { type: "string" },
-        at: { type: "string" },
-        json: { type: "boolean" },
-        "insecure-config": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  try {
-    parsed = parse();
-  } catch (error) {
-    throw new UsageError((error as Error).message.split("\n")[0]?.split(". ")[0] ?? "bad arguments");
+/** Exit status: 0 answered (admitted or not), 1 invalid config file; bad usage throws (2). */
+export async function runExplain(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: "string", short: "c" },
+      listener: { type: "string" },
+      at: { type: "string" },
+      json: { type: "boolean" },
+      "insecure-config": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
   }
-  const { values, positionals } = parsed;
-  if (values.help) return "help";
-  if (values.config === undefined) throw new UsageError("give --config <file>");
+  if (values.config === undefined) throw new UsageError("explain needs --config <file>");
   if (positionals.length !== 1) {
     throw new UsageError(
-      positionals.length === 0 ? "give one client address" : `give one client address, not ${positionals.length}`,
+      positionals.length === 0
+        ? "explain needs one client address"
+        : `explain takes one client address, not ${positionals.length}`,
     );
   }
   const given = positionals[0] ?? "";
   const address = parseExplainedAddress(given);
   if (!address.ok) throw new UsageError(address.error);
-  let atMs = Date.now();
-  if (values.at !== undefined) {
-    const at = parseInstant(values.at);
-    if (!at.ok) throw new UsageError(`--at: ${at.error}`);
-    atMs = at.value;
-  }
-  return {
-    config: values.config,
-    address: address.value,
-    given,
-    atMs,
-    listener: values.listener,
-    json: values.json ?? false,
-    insecure: values["insecure-config"] ?? false,
-  };
-}
+  const at = values.at === undefined ? { ok: true as const, value: Date.now() } : parseInstant(values.at);
+  if (!at.ok) throw new UsageError(`--at: ${at.error}`);
 
-/** Exit status: 0 answered (admitted or not), 1 invalid config file, 2 bad usage. */
-export async function runExplain(argv: string[]): Promise<number> {
-  let request: Request | "help";
-  try {
-    request = parseRequest(argv);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`tcpgate explain: ${error.message} (see tcpgate explain --help)\n`);
-    return 2;
-  }
-  if (request === "help") {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const loaded = await loadConfigFile(request.config, { insecure: request.insecure });
+  const loaded = await loadConfigFile(values.config, { insecure: values["insecure-config"] ?? false });
   if (!loaded.ok) {
     for (const line of loaded.errors) process.stderr.write(`${line}\n`);
     return 1;
   }
-  let listeners: readonly ListenerConfig[] = loaded.config.listeners;
-  if (request.listener !== undefined) {
-    listeners = listeners.filter((l) => l.name === request.listener);
-    if (listeners.length === 0) {
-      const names = loaded.config.listeners.map((l) => l.name).join(", ");
-      process.stderr.write(
-        `tcpgate explain: no listener named "${request.listener}" in ${request.config} (${names})\n`,
-      );
-      return 2;
-    }
+  const all = loaded.config.listeners;
+  const listeners = values.listener === undefined ? all : all.filter((l) => l.name === values.listener);
+  if (listeners.length === 0) {
+    const names = all.map((l) => l.name).join(", ");
+    throw new UsageError(`no listener named "${values.listener}" in ${values.config} (it has ${names})`);
   }
-  const { client } = request.address;
-  const answers = listeners.map((l) => explainListener(l, client, request.atMs));
+  const request: Request = { address: address.value, given, atMs: at.value };
+  const answers = listeners.map((l) => explainListener(l, address.value.client, at.value));
   process.stdout.write(
-    request.json ? `${JSON.stringify(asJson(request, answers), null, 2)}\n` : asText(request, answers),
+    values.json ? `${JSON.stringify(asJson(request, answers), null, 2)}\n` : asText(request, answers),
   );
   return 0;
+}
+
+interface Request {
+  readonly address: ExplainedAddress;
+  readonly given: string;
+  readonly atMs: number;
 }
 
 function asJson(request: Request, answers: readonly ListenerExplanation[]) {

@@ -154,9 +154,9 @@ describe("tcpgate explain", () => {
         [["10.0.0.0/8"], /a range; give one client address/],
         [["10.1.2.3", "--at", "2026-03-29T02:30"], /--at: .*no UTC offset/],
         [["10.1.2.3", "--at", "yesterday"], /--at: .*not an ISO 8601 time/],
-        [["10.1.2.3", "--listener", "nope"], /no listener named "nope" .*\(postgres, night, open\)/],
-        [[], /give one client address/],
-        [["10.1.2.3", "10.1.2.4"], /give one client address, not 2/],
+        [["10.1.2.3", "--listener", "nope"], /no listener named "nope" .*\(it has postgres, night, open\)/],
+        [[], /explain needs one client address/],
+        [["10.1.2.3", "10.1.2.4"], /explain takes one client address, not 2/],
         [["10.1.2.3", "--frobnicate"], /frobnicate/],
       ];
       for (const [args, message] of cases) {
@@ -168,7 +168,7 @@ describe("tcpgate explain", () => {
       }
       const noConfig = await runTcpgate(["explain", "10.1.2.3"]);
       assert.equal(noConfig.code, 2);
-      assert.match(noConfig.stderr, /give --config/);
+      assert.match(noConfig.stderr, /explain needs --config/);
     },
   );
 
@@ -192,6 +192,6 @@ describe("tcpgate explain", () => {
   test("--help prints the usage and exits 0", BOUNDED, async () => {
     const { code, stdout } = await runTcpgate(["explain", "--help"]);
     assert.equal(code, 0);
-    assert.match(stdout, /tcpgate explain --config proxy\.yaml <client-address>/);
+    assert.match(stdout, /tcpgate explain --config <file> <client-address>/);
   });
 });

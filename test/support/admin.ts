@@ -163,6 +163,16 @@ export interface EntryHitsDoc {
   lastHitAt: string | null;
 }
 
+export interface ReloadEntry {
+  at: string;
+  trigger: string;
+  outcome: string;
+  sha256: string;
+  summary: string;
+  changes: string[];
+  errors: string[];
+}
+
 /** The parts of GET /status the tests read. */
 export interface StatusDoc {
   version: string;
@@ -170,14 +180,8 @@ export interface StatusDoc {
   uptimeSeconds: number;
   state: string;
   config: { path: string | null; sha256: string | null };
-  lastReload: {
-    at: string;
-    trigger: string;
-    outcome: string;
-    sha256: string;
-    changes: string[];
-    errors: string[];
-  } | null;
+  lastReload: ReloadEntry | null;
+  reloads: ReloadEntry[];
   listeners: {
     name: string;
     listen: string;

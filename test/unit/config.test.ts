@@ -551,6 +551,7 @@ test("normalisation: built-in defaults fill every gap", () => {
         healthCheck: undefined,
         proxyProtocol: undefined,
         inspect: false,
+        recheck: false,
       },
     ],
     admin: undefined,

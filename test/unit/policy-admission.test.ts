@@ -28,6 +28,7 @@ function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
     halfCloseTimeoutMs: 1000,
     healthCheck: undefined,
     proxyProtocol: undefined,
+    recheck: false,
     inspect: false,
     ...overrides,
   };

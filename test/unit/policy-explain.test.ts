@@ -32,6 +32,7 @@ function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
     healthCheck: undefined,
     proxyProtocol: undefined,
     inspect: false,
+    recheck: false,
     ...overrides,
   };
 }
