@@ -7,6 +7,7 @@ import { type Parsed, parseIP } from "../config/address.ts";
 import type { Day, ListenerConfig, ScheduleWindow } from "../config/runtime.ts";
 import { type ClientAddress, type Match, parseClientAddress } from "./address-match.ts";
 import { compilePolicy, type RefusalReason } from "./admission.ts";
+import type { Schedule } from "./schedule.ts";
 
 /** An allow or deny entry as written, and the range inside it that holds the client. */
 export interface EntryRef {
@@ -62,7 +63,7 @@ function ref(match: Match | undefined): EntryRef | undefined {
 
 function explainSchedule(
   config: NonNullable<ListenerConfig["schedule"]>,
-  schedule: ReturnType<typeof compilePolicy>["schedule"],
+  schedule: Schedule | undefined,
   atMs: number,
 ): ScheduleExplanation | undefined {
   if (!schedule) return undefined;
