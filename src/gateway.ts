@@ -113,6 +113,7 @@ export class Gateway {
           const now = l.bytes();
           return { up: now.up + (past?.bytesUpClosed ?? 0), down: now.down + (past?.bytesDownClosed ?? 0) };
         },
+        ruleHits: () => l.ruleHits(),
         config: l.config,
         targets: l.targets.map((t) => ({
           key: t.config.key,

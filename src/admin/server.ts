@@ -52,7 +52,7 @@ export class AdminServer implements AttachedEndpoint {
 
   configure(config: RuntimeConfig): void {
     const rules = config.admin?.allow ?? [];
-    this.allow = rules.length > 0 ? compileRules(rules) : undefined;
+    this.allow = rules.length > 0 ? compileRules(rules, "allow") : undefined;
     const admin = config.admin;
     if (admin && isUnixSocket(admin.listen) && this.server?.listening) chmodSync(admin.listen.path, admin.mode);
   }

@@ -179,6 +179,20 @@ export function parseCidr(text: string): Parsed<Cidr> {
   return ok({ family, address: ip.value, prefix, text: `${ip.value.toString()}/${prefix}` });
 }
 
+/**
+ * The IPv4 range an entry stands for: an IPv4 CIDR, or one written in the IPv4-mapped
+ * form ("::ffff:10.1.2.3", as a dual-stack socket, and our own bridge log, print IPv4
+ * clients). Clients are matched as IPv4 once unmapped, so a mapped entry kept as IPv6
+ * could never match anyone: a deny rule copied from a log line would silently do nothing.
+ */
+export function ipv4Range(cidr: Cidr): { address: number; prefix: number } | undefined {
+  const asNumber = (ip: ipaddr.IPv4) => ip.octets.reduce((n, octet) => n * 256 + octet, 0);
+  if (cidr.family === 4) return { address: asNumber(cidr.address as ipaddr.IPv4), prefix: cidr.prefix };
+  const address = cidr.address as ipaddr.IPv6;
+  if (cidr.prefix < 96 || !address.isIPv4MappedAddress()) return undefined;
+  return { address: asNumber(address.toIPv4Address()), prefix: cidr.prefix - 96 };
+}
+
 function networkOf(ip: ipaddr.IPv4 | ipaddr.IPv6, prefix: number): ipaddr.IPv4 | ipaddr.IPv6 {
   const bytes = ip.toByteArray();
   for (let i = 0; i < bytes.length; i++) {

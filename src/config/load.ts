@@ -16,7 +16,10 @@ import { formatPath, type KeyPath, readYaml, type SourceIssue, type YamlSource }
 /** A config is a page of rules, not data: anything larger is a mistake or an attack. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
-export type LoadResult = { ok: true; config: RuntimeConfig; sha256: string } | { ok: false; errors: string[] };
+/** source: where each key is written, for warnings about a valid config (lint.ts). */
+export type LoadResult =
+  | { ok: true; config: RuntimeConfig; sha256: string; source: YamlSource }
+  | { ok: false; errors: string[] };
 
 /**
  * Reads and validates one config file. Messages name the file as given, so
@@ -114,7 +117,7 @@ function parse(bytes: Uint8Array | string, file: string): LoadResult {
   const unsupported = workersUnsupported(config.workers);
   if (unsupported) return { ok: false, errors: [`${file}: ${unsupported}`] };
   sources.set(config, { text, file });
-  return { ok: true, config, sha256 };
+  return { ok: true, config, sha256, source };
 }
 
 function render(issues: SourceIssue[], source: YamlSource): string[] {

@@ -80,6 +80,12 @@ const about = (text: string, defaultMs?: number) => ({
 
 export const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
 
+/** "07:30" → 450: minutes since midnight of a clock the schema accepted ("24:00" → 1440). */
+export function minutesOf(clock: string): number {
+  const [h, m] = clock.split(":").map(Number);
+  return (h ?? 0) * 60 + (m ?? 0);
+}
+
 const clock = z
   .string()
   .regex(/^(?:[01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$/, { error: 'must be a time "HH:MM" from "00:00" to "24:00"' });

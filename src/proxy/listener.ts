@@ -17,6 +17,7 @@ import {
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
 import { createInspector } from "./inspect.ts";
 import { RefusalLog } from "./refusal-log.ts";
+import { RuleHits, type RuleHitsSnapshot } from "./rule-hits.ts";
 import { LocalSlots, type Slots, type Taken } from "./slots.ts";
 import { TargetPool } from "./target-pool.ts";
 
@@ -55,6 +56,7 @@ export class Listener {
   private server: Server | undefined;
   private pool: TargetPool;
   private policy: Policy;
+  private hits: RuleHits;
   private whenDrained: (() => void)[] = [];
   /** Open bridges accepted since the last keep-alive sweep. */
   private young = new Set<Bridge>();
@@ -72,6 +74,7 @@ export class Listener {
   ) {
     this.pool = new TargetPool(current, log);
     this.policy = compilePolicy(current);
+    this.hits = RuleHits.of(current);
     this.refusals = new RefusalLog(log, current.name);
   }
 
@@ -125,6 +128,7 @@ export class Listener {
   update(config: ListenerConfig): void {
     this.pool = this.pool.reconfigure(config);
     this.policy = compilePolicy(config);
+    this.hits = RuleHits.of(config, this.hits);
     this.current = config;
   }
 
@@ -138,6 +142,11 @@ export class Listener {
   retire(): void {
     this.stopAccepting();
     this.pool.stop();
+  }
+
+  /** Hits of each allow and deny entry of the current config. */
+  ruleHits(): RuleHitsSnapshot {
+    return this.hits.snapshot();
   }
 
   get targets() {
@@ -217,6 +226,8 @@ export class Listener {
     const now = Date.now();
     // Limits are counted by the slots, which check and take in one step (exact across workers).
     let decision = this.policy.decide(client, now, UNCOUNTED);
+    // An allow entry counts the clients it let past the allow step, whatever limits decide.
+    if (decision.entry) this.hits.record(decision.entry, now);
     const taken = decision.admit ? this.slots.take(client, this.current) : undefined;
     if (taken !== undefined && taken !== "listener" && taken !== "listener+client") {
       decision = limitRefusal(taken, this.current);
@@ -231,6 +242,8 @@ export class Listener {
           clientPort: socket.remotePort ?? 0,
           reason: decision.reason,
           rule: decision.detail,
+          ...(decision.reason === "deny" &&
+            decision.entry && { entry: decision.entry.rule, cidr: decision.entry.cidr }),
         },
         now,
       );

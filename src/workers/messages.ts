@@ -4,6 +4,7 @@
 
 import type { OpenBridge } from "../plan/plan.ts";
 import type { ListenerCounters } from "../proxy/listener.ts";
+import type { RuleHitsSnapshot } from "../proxy/rule-hits.ts";
 import type { SharedListenerSlots } from "./shared-slots.ts";
 
 /** What a worker is started with (workerData). */
@@ -54,6 +55,7 @@ export interface WorkerListenerView {
   readonly open: number;
   readonly counters: ListenerCounters;
   readonly bytes: { up: number; down: number };
+  readonly ruleHits: RuleHitsSnapshot;
   readonly targets: readonly {
     readonly key: string;
     readonly up: boolean;

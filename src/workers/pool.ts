@@ -4,6 +4,7 @@
 // a worker that dies and drains them all on shutdown. To the reloader it is one more
 // ConfigApplier. The admin endpoint stays on the main thread, in a gateway of its own
 // with no listeners, bound in the same transaction.
+
 import { Worker } from "node:worker_threads";
 import type { ListenerView } from "../admin/view.ts";
 import { configSource } from "../config/load.ts";
@@ -13,6 +14,7 @@ import type { Gateway, Prepared } from "../gateway.ts";
 import type { Logger } from "../log.ts";
 import { type Applied, type OpenBridge, type PlannedReload, planReload } from "../plan/plan.ts";
 import { addCounters } from "../proxy/listener.ts";
+import type { RuleHitsSnapshot } from "../proxy/rule-hits.ts";
 import type { ConfigApplier } from "../reloader.ts";
 import type { CommitReply, Envelope, Reply, Request, WorkerListenerView, WorkerStart } from "./messages.ts";
 import { ClientTable, createListenerCounters, reclaimWorkerSlots, type SharedListenerSlots } from "./shared-slots.ts";
@@ -282,6 +284,21 @@ export class WorkerPool implements ConfigApplier {
   }
 }
 
+/** Each entry's hits over the workers (all run the same config, so the lists line up). */
+function sumRuleHits(all: RuleHitsSnapshot[]): RuleHitsSnapshot {
+  const sum = (list: keyof RuleHitsSnapshot) =>
+    (all[0]?.[list] ?? []).map((entry, i) => {
+      const same = all.map((s) => s[list][i]).filter((e) => e?.rule === entry.rule);
+      const last = Math.max(...same.map((e) => e?.lastHitAt ?? 0));
+      return {
+        rule: entry.rule,
+        hits: same.reduce((n, e) => n + (e?.hits ?? 0), 0),
+        lastHitAt: last > 0 ? last : undefined,
+      };
+    });
+  return { allow: sum("allow"), deny: sum("deny") };
+}
+
 /** One listener's view summed over the workers that report it. */
 function summed(views: WorkerListenerView[], configs: ReadonlyMap<string, ListenerConfig>): ListenerView {
   const first = views[0] as WorkerListenerView;
@@ -313,6 +330,7 @@ function summed(views: WorkerListenerView[], configs: ReadonlyMap<string, Listen
     open: views.reduce((n, v) => n + v.open, 0),
     counters: addCounters(...views.map((v) => v.counters)),
     bytes: () => bytes,
+    ruleHits: () => sumRuleHits(views.map((v) => v.ruleHits)),
     config: configs.get(first.name) as ListenerConfig,
     targets: [...targets.values()],
   };

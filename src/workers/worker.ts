@@ -66,6 +66,7 @@ async function handle(request: Request): Promise<unknown> {
           open: v.open,
           counters: v.counters,
           bytes: v.bytes(),
+          ruleHits: v.ruleHits(),
           targets: v.targets,
         }),
       );
