@@ -7,7 +7,7 @@ import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseConfig } from "../../src/config/load.ts";
-import { startGate, tempConfig } from "../support/cli.ts";
+import { startGate } from "../support/cli.ts";
 import { delay, endOf, eventually, freePorts, startEcho, startServer, type TestServer } from "../support/net.ts";
 import {
   configText,
