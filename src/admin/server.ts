@@ -1,4 +1,5 @@
-// The admin HTTP endpoint: GET /healthz, GET /status, GET /metrics, POST /reload.
+// The admin HTTP endpoint: GET / (the status page), GET /healthz, GET /status, GET /metrics,
+// POST /reload.
 // Off unless admin.listen is set; admin.allow restricts who may use it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { HostPort } from "../config/address.ts";
@@ -7,6 +8,7 @@ import type { Logger } from "../log.ts";
 import { type AddressMatcher, compileRules, parseClientAddress } from "../policy/address-match.ts";
 import type { ReloadOutcome } from "../reloader.ts";
 import type { Metrics } from "./metrics.ts";
+import { STATUS_PAGE, STATUS_PAGE_HEADERS } from "./page.ts";
 import { buildStatus, type StatusContext } from "./status.ts";
 import type { GatewayView } from "./view.ts";
 
@@ -86,6 +88,10 @@ export class AdminServer {
     }
     const { view, metrics, status, reload } = this.handlers;
     switch (path) {
+      case "/":
+        res.writeHead(200, STATUS_PAGE_HEADERS);
+        res.end(STATUS_PAGE);
+        return;
       case "/healthz":
         if (status.shuttingDown()) send(res, 503, "shutting down\n");
         else send(res, 200, "ok\n");
@@ -110,6 +116,7 @@ export class AdminServer {
 }
 
 const ROUTES: Record<string, "GET" | "POST"> = {
+  "/": "GET",
   "/healthz": "GET",
   "/status": "GET",
   "/metrics": "GET",
