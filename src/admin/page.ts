@@ -105,7 +105,7 @@ td.num, th.num { text-align: right; }
 .chip.bad { border-color: var(--bad); color: var(--bad); }
 .section-title { color: var(--muted); font-size: .8rem; margin-bottom: .15rem; }
 .targets td { font-size: .85rem; }
-.targets td:first-child { white-space: nowrap; }
+.targets .addr { white-space: nowrap; }
 .targets td.err { overflow-wrap: break-word; }
 .more { font: inherit; font-size: .85rem; margin: .4rem 0 .2rem; padding: .2rem .6rem; border: 1px solid var(--line);
   border-radius: 6px; background: var(--bg); color: var(--fg); cursor: pointer; }
@@ -270,11 +270,15 @@ const SCRIPT = String.raw`
   var TARGET = template("t-target");
   var CHIP = template("t-chip");
 
-  /** The parts of a cloned card that receive data, by their data-s name. */
+  // The parts of a card that receive data, by their data-s name: read off the template once,
+  // then found in each clone by position.
+  var SLOTS = Array.prototype.map.call(CARD.querySelectorAll("[data-s]"), function (n) {
+    return n.getAttribute("data-s");
+  });
   function slots(node) {
     var found = {};
     var list = node.querySelectorAll("[data-s]");
-    for (var i = 0; i < list.length; i++) found[list[i].getAttribute("data-s")] = list[i];
+    for (var i = 0; i < list.length; i++) found[SLOTS[i]] = list[i];
     return found;
   }
   function figure(node, value, text) {
@@ -306,21 +310,26 @@ const SCRIPT = String.raw`
       s.bar.setAttribute("aria-valuenow", String(open));
     } else s.bar.classList.add("unbounded");
     figure(s.open, open, count(open));
-    s.of.textContent = isNumber(max) ? " / " + count(max) + " open bridges" : " open bridges · no maxConnections";
+    s.of.textContent = isNumber(max) ? " / " + count(max) + " open bridges"
+      : (open === 1 ? " open bridge" : " open bridges") + " · no maxConnections";
     if (isNumber(limits.maxConnectionsPerClient)) {
       s.perClient.textContent = " · at most " + count(limits.maxConnectionsPerClient) + " per client";
     }
   }
 
-  function refused(box, counts) {
-    var reasons = REASONS.slice();
-    for (var k in counts) if (reasons.indexOf(k) < 0) reasons.push(k);
-    reasons.forEach(function (reason) {
-      var n = isNumber(counts[reason]) ? counts[reason] : 0;
-      var node = chip(box, reason, n);
-      node.classList.add(n > 0 ? "bad" : "zero");
-      node.lastElementChild.setAttribute("data-field", "refused-" + reason);
-    });
+  // The four reasons of today are in the template; a reason /status adds gets a chip of its own.
+  function refused(s, counts) {
+    for (var reason in counts) {
+      if (REASONS.indexOf(reason) >= 0) continue;
+      chip(s.refused, reason, 0).lastElementChild.setAttribute("data-field", "refused-" + reason);
+    }
+    var figures = s.refused.querySelectorAll("b");
+    for (var i = 0; i < figures.length; i++) {
+      var n = counts[figures[i].getAttribute("data-field").slice("refused-".length)];
+      if (!isNumber(n)) n = 0;
+      figure(figures[i], n, count(n));
+      figures[i].parentNode.className = "chip " + (n > 0 ? "bad" : "zero");
+    }
   }
 
   function targets(s, l) {
@@ -334,9 +343,10 @@ const SCRIPT = String.raw`
       row.setAttribute("data-target", String(t.address));
       row.setAttribute("data-state", String(t.state));
       var name = row.cells[0];
-      name.firstElementChild.className = "dot " + (isUp ? "up" : "down");
-      name.children[1].textContent = t.address;
-      if (!isUp) name.lastElementChild.textContent = " " + t.state;
+      var address = name.firstElementChild;
+      address.firstElementChild.className = "dot " + (isUp ? "up" : "down");
+      address.lastElementChild.textContent = t.address;
+      if (!isUp) name.lastElementChild.textContent = t.state;
       figure(row.cells[1], t.openBridges, count(t.openBridges));
       figure(row.cells[2], t.connectFailures, count(t.connectFailures));
       row.cells[3].textContent = t.lastError || "–";
@@ -355,10 +365,7 @@ const SCRIPT = String.raw`
       hits: e.hits, lastHitAt: e.lastHitAt };
   }
 
-  function ruleRow(box, list, entries, empty) {
-    var row = add(box, "ul", "row chips");
-    row.setAttribute("data-list", list);
-    add(row, "li", "label", list);
+  function ruleRow(row, entries, empty) {
     entries = Array.isArray(entries) ? entries.map(entry) : [];
     if (entries.length === 0) add(row, "li", "muted", empty);
     entries.slice(0, SHOWN_RULES).forEach(function (e) {
@@ -366,7 +373,7 @@ const SCRIPT = String.raw`
       node.setAttribute("data-rule", e.rule);
       if (isNumber(e.hits)) {
         node.lastElementChild.setAttribute("data-field", "hits");
-        node.title = e.hits + (e.hits === 1 ? " hit" : " hits") + (e.lastHitAt ? ", the last at " + when(e.lastHitAt) : "");
+        node.title = e.hits + (e.hits === 1 ? " hit" : " hits") + (e.lastHitAt ? ", the last at " + e.lastHitAt : "");
         if (e.hits === 0) node.classList.add("zero");
       }
     });
@@ -377,21 +384,24 @@ const SCRIPT = String.raw`
     }
   }
 
-  function rules(box, r) {
-    if (!r) return;
-    ruleRow(box, "deny", r.deny, "nobody");
-    ruleRow(box, "allow", r.allow, "everyone not denied");
-    if ("schedule" in r) {
-      var row = add(box, "div", "row");
-      add(row, "span", "label", "schedule");
-      var s = r.schedule;
-      var text = s ? (s.timezone ? s.timezone + ": " : "") + asLines(s.windows).join(", ") : "always open";
-      add(row, "span", s ? "" : "muted", text);
+  function rules(s, r) {
+    if (!r) {
+      s.rules.hidden = true;
+      return;
+    }
+    ruleRow(s.deny, r.deny, "nobody");
+    ruleRow(s.allow, r.allow, "everyone not denied");
+    var schedule = r.schedule;
+    if (!("schedule" in r)) s.scheduleRow.hidden = true;
+    else if (!schedule) s.schedule.textContent = "always open";
+    else {
+      s.schedule.className = "";
+      s.schedule.textContent = (schedule.timezone ? schedule.timezone + ": " : "") + asLines(schedule.windows).join(", ");
     }
     var t = r.timeouts;
     if (t) {
-      add(box, "div", "timeouts muted", "timeouts: connect " + t.connect + " · idle " + t.idle +
-        " · half-close " + t.halfClose + " · max duration " + (t.maxDuration || "none"));
+      s.timeouts.textContent = "timeouts: connect " + t.connect + " · idle " + t.idle + " · half-close " + t.halfClose +
+        " · max duration " + (t.maxDuration || "none");
     }
   }
 
@@ -414,9 +424,9 @@ const SCRIPT = String.raw`
     figure(s.down, b.down, bytes(b.down));
     if (isNumber(b.up)) s.up.title = count(b.up) + " bytes";
     if (isNumber(b.down)) s.down.title = count(b.down) + " bytes";
-    refused(s.refused, l.refused || {});
+    refused(s, l.refused || {});
     targets(s, l);
-    rules(s.rules, l.rules);
+    rules(s, l.rules);
     node.searchText = (String(l.name) + " " + String(l.listen)).toLowerCase();
     return node;
   }
@@ -570,8 +580,8 @@ const BODY = `
     <input id="filter" type="search" placeholder="Filter by name or address" aria-label="Filter listeners by name or address">
   </div>
   <div id="listeners" class="grid"></div>
-  <template id="t-card"><article class="card"><header class="card-head"><h3 data-s="name"></h3><span data-s="state"></span><code data-s="listen"></code></header><div class="load"><div class="bar" data-s="bar"><div class="fill" data-s="fill"></div></div><div class="load-text"><span class="open" data-s="open" data-field="open"></span><span data-s="of"></span><span class="muted" data-s="perClient"></span></div></div><dl class="stats"><div><dt>accepted</dt><dd data-s="accepted" data-field="accepted"></dd></div><div><dt>closed</dt><dd data-s="closed" data-field="closed"></dd></div><div><dt>bytes up</dt><dd data-s="up" data-field="bytes-up"></dd></div><div><dt>bytes down</dt><dd data-s="down" data-field="bytes-down"></dd></div></dl><ul class="chips refused" data-s="refused"><li class="label">refused</li></ul><div class="targets"><div class="section-title" data-s="targetsTitle"></div><div class="scroll"><table><thead><tr><th>target</th><th class="num">open</th><th class="num" title="failed connection attempts">failed</th><th>last error</th></tr></thead><tbody data-s="targets"></tbody></table></div></div><div class="rules" data-s="rules"></div></article></template>
-  <template id="t-target"><tr><td><span class="dot"></span><code></code><span class="muted"></span></td><td class="num" data-field="target-open"></td><td class="num" data-field="target-failures"></td><td class="err"></td></tr></template>
+  <template id="t-card"><article class="card"><header class="card-head"><h3 data-s="name"></h3><span data-s="state"></span><code data-s="listen"></code></header><div class="load"><div class="bar" data-s="bar"><div class="fill" data-s="fill"></div></div><div class="load-text"><span class="open" data-s="open" data-field="open"></span><span data-s="of"></span><span class="muted" data-s="perClient"></span></div></div><dl class="stats"><div><dt>accepted</dt><dd data-s="accepted" data-field="accepted"></dd></div><div><dt>closed</dt><dd data-s="closed" data-field="closed"></dd></div><div><dt>bytes up</dt><dd data-s="up" data-field="bytes-up"></dd></div><div><dt>bytes down</dt><dd data-s="down" data-field="bytes-down"></dd></div></dl><ul class="chips refused" data-s="refused"><li class="label">refused</li><li><span>deny</span><b data-field="refused-deny"></b></li><li><span>allow</span><b data-field="refused-allow"></b></li><li><span>schedule</span><b data-field="refused-schedule"></b></li><li><span>limit</span><b data-field="refused-limit"></b></li></ul><div class="targets"><div class="section-title" data-s="targetsTitle"></div><div class="scroll"><table><thead><tr><th>target</th><th class="num">open</th><th class="num" title="failed connection attempts">failed</th><th>last error</th></tr></thead><tbody data-s="targets"></tbody></table></div></div><div class="rules" data-s="rules"><ul class="row chips" data-list="deny" data-s="deny"><li class="label">deny</li></ul><ul class="row chips" data-list="allow" data-s="allow"><li class="label">allow</li></ul><div class="row" data-s="scheduleRow"><span class="label">schedule</span><span class="muted" data-s="schedule"></span></div><div class="timeouts muted" data-s="timeouts"></div></div></article></template>
+  <template id="t-target"><tr><td><span class="addr"><span class="dot"></span><code></code></span> <span class="muted"></span></td><td class="num" data-field="target-open"></td><td class="num" data-field="target-failures"></td><td class="err"></td></tr></template>
   <template id="t-chip"><li class="chip"><span></span><b></b></li></template>
   <noscript><p>This page needs JavaScript. The same figures are at <a href="status">/status</a> (JSON) and <a href="metrics">/metrics</a>.</p></noscript>
 </main>
