@@ -14,7 +14,10 @@ import { runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
 import { eventually, startEcho, type TestServer } from "../support/net.ts";
 import { connectOutcome, freePorts } from "../support/reload.ts";
 
-const BOUNDED = { timeout: 30_000 };
+/** Every test is bounded in time; generously, as a loaded 2-core machine starts node in seconds. */
+const BOUNDED = { timeout: 90_000 };
+/** A CLI run (node start-up included) may take this long. */
+const CLI_MS = 30_000;
 
 const file = (admin: string[], web: number, target: string, more: readonly string[] = []) =>
   [
@@ -82,7 +85,7 @@ test(
         try {
           for (const args of [["--admin", `unix:${socketPath}`], []]) {
             // With no --admin, the file's own admin.listen (a unix: path) says where to ask.
-            const run = await runTcpgate(["plan", "--config", next.path, ...args, "--json"]);
+            const run = await runTcpgate(["plan", "--config", next.path, ...args, "--json"], CLI_MS);
             assert.equal(run.code, 3, run.stderr);
             const plan = JSON.parse(run.stdout) as { refused: { client: string; clientPort: number }[] };
             assert.deepEqual(
@@ -178,7 +181,7 @@ test("a regular file where the socket should be is never touched: start-up fails
     writeFileSync(path, "not a socket\n");
     const config = tempConfig(file([`listen: "unix:${path}"`], web, echo.address));
     try {
-      const run = await runTcpgate(["--config", config.path]);
+      const run = await runTcpgate(["--config", config.path], CLI_MS);
       assert.equal(run.code, 1);
       assert.equal(run.stderr.split("\n").filter(Boolean).length, 1, run.stderr);
       assert.equal(readFileSync(path, "utf8"), "not a socket\n");
@@ -244,7 +247,7 @@ test(
     ] as const) {
       const config = tempConfig(file([...admin], 9, "127.0.0.1:9"));
       try {
-        const run = await runTcpgate(["--config", config.path, "--check"]);
+        const run = await runTcpgate(["--config", config.path, "--check"], CLI_MS);
         assert.equal(run.code, 1);
         const lines = run.stderr.split("\n").filter(Boolean);
         assert.equal(lines.length, 1, run.stderr);

@@ -15,7 +15,10 @@ import { freePort, startEcho, type TestServer } from "../support/net.ts";
 import { connectOutcome, freePorts } from "../support/reload.ts";
 import { windowFromNow } from "../support/schedule.ts";
 
-const BOUNDED = { timeout: 30_000 };
+/** Every test is bounded in time; generously, as a loaded 2-core machine starts node in seconds. */
+const BOUNDED = { timeout: 90_000 };
+/** A CLI run (node start-up included) may take this long. */
+const CLI_MS = 30_000;
 
 /** The plan object (`--json`, POST /plan), as far as these tests read it. */
 interface PlanDoc {
@@ -71,7 +74,7 @@ function configText(listeners: readonly ListenerDef[], top: readonly string[] = 
 async function plan(text: string, args: readonly string[]) {
   const file = tempConfig(text, "next.yaml");
   try {
-    const run = await runTcpgate(["plan", "--config", file.path, ...args]);
+    const run = await runTcpgate(["plan", "--config", file.path, ...args], CLI_MS);
     return { ...run, path: file.path };
   } finally {
     file.remove();
@@ -414,7 +417,7 @@ describe("tcpgate plan against a running instance", () => {
     ]);
   });
 
-  test("exit 2: bad usage, in one line each", BOUNDED, async () => {
+  test("exit 2: bad usage, in one line each", { timeout: 180_000 }, async () => {
     const noAdmin = configText(running);
     for (const [args, message] of [
       [["plan"], /plan needs --config/],
@@ -429,6 +432,7 @@ describe("tcpgate plan against a running instance", () => {
       try {
         const run = await runTcpgate(
           args.map((a) => (a === "FILE" ? withAdmin.path : a === "NOADMIN" ? file.path : a)),
+          CLI_MS,
         );
         assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
         assert.equal(run.stdout, "");
@@ -469,7 +473,7 @@ test("exit 1: admin.allow refusing us, in one clear line", BOUNDED, async () => 
 
 describe("reload history in /status", () => {
   test("25 reloads, by POST /reload and SIGHUP in turn: the last 20, newest first, each with at, trigger, outcome, sha256, summary, errors", {
-    timeout: 90_000,
+    timeout: 180_000,
   }, async () => {
     const echo = await startEcho();
     const [admin = 0, web = 0] = await freePorts(2);

@@ -12,7 +12,8 @@ import { endOf, startEcho, type TestServer } from "../support/net.ts";
 import { freePorts } from "../support/reload.ts";
 import { windowFromNow } from "../support/schedule.ts";
 
-const BOUNDED = { timeout: 30_000 };
+/** Every test is bounded in time; generously, as a loaded 2-core machine starts node in seconds. */
+const BOUNDED = { timeout: 60_000 };
 
 interface Refused {
   listener: string;
@@ -226,18 +227,18 @@ test(
 );
 
 test(
-  "the end of the last admitting window closes the open bridges of a recheck listener within a second, and only those",
+  "the end of the last admitting window closes the open bridges of a recheck listener at once (the check runs every second), and only those",
   {
-    timeout: 100_000,
+    timeout: 120_000,
   },
   () =>
     withEcho(async (echo) => {
       const [admin = 0, timed = 0, lax = 0] = await freePorts(3);
       // Windows are whole minutes: this one ends at the next minute boundary, or the one
-      // after when less than 10 s are left to start up in. At most 70 s away.
+      // after when less than 15 s are left to start up in. At most 75 s away.
       const now = Date.now();
       const left = 60_000 - (now % 60_000);
-      const minutes = left < 10_000 ? 2 : 1;
+      const minutes = left < 15_000 ? 2 : 1;
       const boundary = now + left + (minutes - 1) * 60_000;
       const schedule = ["    schedule:", "      timezone: UTC", "      windows:", windowFromNow(now, 0, 0, minutes)];
       const gate = await startGate(
@@ -250,15 +251,16 @@ test(
         const t2 = await gate.dial(timed, "127.0.0.2");
         const l2 = await gate.dial(lax, "127.0.0.2");
         for (const s of [t2, l2]) await echoes(s, "inside the window");
-        const closed = endOf(t2, boundary - Date.now() + 8_000);
-        const end = await gate.bridgeEnd(t2, boundary - Date.now() + 5_000);
+        const closed = endOf(t2, boundary - Date.now() + 12_000);
+        const end = await gate.bridgeEnd(t2, boundary - Date.now() + 10_000);
         assert.equal(end.end, "recheck");
         const at = Date.parse(String(end.time));
         assert.ok(
           at >= boundary,
           `closed at ${end.time}, before the window ended at ${new Date(boundary).toISOString()}`,
         );
-        assert.ok(at < boundary + 2_500, `closed at ${end.time}, window ended at ${new Date(boundary).toISOString()}`);
+        // A second's check, and slack for a loaded machine: never a minute late.
+        assert.ok(at < boundary + 5_000, `closed at ${end.time}, window ended at ${new Date(boundary).toISOString()}`);
         assert.notEqual(await closed, "timeout", "the client sees its bridge close");
         // The recheck: false listener's bridge carries on past its window's end.
         await echoes(l2, "after the window");

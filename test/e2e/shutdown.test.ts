@@ -46,7 +46,7 @@ async function drainingGate(
 
 describe("shutdown", () => {
   test("a reload asked for while bridges drain is rejected, binds nothing, and the process exits 0 after the drain", {
-    timeout: 30_000,
+    timeout: 60_000,
   }, async () => {
     const echo = await startEcho();
     const { gate, client, ports } = await drainingGate(echo, "20s");
@@ -91,7 +91,7 @@ describe("shutdown", () => {
   });
 
   test("SIGHUP and SIGTERM back to back, five times: a reload caught by the shutdown binds nothing", {
-    timeout: 60_000,
+    timeout: 150_000,
   }, async () => {
     const echo = await startEcho();
     try {
@@ -132,7 +132,7 @@ describe("shutdown", () => {
   });
 
   test("ten shutdowns: the log reads shutting down, bridge closed, stopped, in that order, every time", {
-    timeout: 90_000,
+    timeout: 240_000,
   }, async () => {
     const echo = await startEcho();
     try {
