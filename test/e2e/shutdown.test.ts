@@ -4,6 +4,9 @@
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { describe, test } from "node:test";
+import { pino } from "pino";
+import { parseConfig } from "../../src/config/load.ts";
+import { Gateway, ShutdownError } from "../../src/gateway.ts";
 import { requestFrom, status } from "../support/admin.ts";
 import { echoes, type Gate, startGate } from "../support/admission.ts";
 import type { LogLine } from "../support/cli.ts";
@@ -167,5 +170,34 @@ describe("shutdown", () => {
     } finally {
       await echo.close();
     }
+  });
+
+  // The CLI cannot hold a reload halfway through its binds; the gateway in process can:
+  // apply() has bound its new address when shutdown() begins, and must give it back.
+  test("in process: a reload still binding when shutdown begins closes what it bound and commits nothing", {
+    timeout: 20_000,
+  }, async () => {
+    const [a = 0, b = 0] = await freePorts(2);
+    const load = (listeners: string) => {
+      const loaded = parseConfig(`version: 1\nlisteners:\n${listeners}`, "test.yaml");
+      if (!loaded.ok) throw new Error(loaded.errors.join("\n"));
+      return loaded.config;
+    };
+    const first = `  - { name: a, listen: "127.0.0.1:${a}", targets: ["127.0.0.1:9"] }\n`;
+    const gateway = new Gateway(pino({ level: "silent" }));
+    await gateway.start(load(first));
+    const applying = gateway.apply(
+      load(`${first}  - { name: b, listen: "127.0.0.1:${b}", targets: ["127.0.0.1:9"] }\n`),
+    );
+    const stopping = gateway.shutdown(0);
+    await assert.rejects(applying, ShutdownError);
+    await stopping;
+    assert.deepEqual(
+      gateway.config?.listeners.map((l) => l.name),
+      ["a"],
+    );
+    assert.equal(await connectOutcome(b), "ECONNREFUSED", "the reload's new listener is closed");
+    assert.equal(await connectOutcome(a), "ECONNREFUSED", "the running one stopped accepting");
+    await assert.rejects(gateway.apply(load(first)), ShutdownError, "nothing applies after shutdown");
   });
 });
