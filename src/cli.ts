@@ -148,6 +148,7 @@ async function main(argv: string[]): Promise<number> {
             },
       version: version(),
       log,
+      pretty: options.pretty ?? false,
       onApplied: (config) => {
         if (levelOverride === undefined) log.level = config.logLevel;
       },

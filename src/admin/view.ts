@@ -25,6 +25,8 @@ export interface ListenerView {
 }
 
 export interface GatewayView {
+  /** With several workers: asks each for its counts; listeners() then answers their sums. */
+  refresh?(): Promise<void>;
   listeners(): ListenerView[];
   /** Reload counts by outcome. */
   reloads(): Record<string, number>;

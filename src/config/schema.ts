@@ -254,6 +254,14 @@ export const configSchema = z
     shutdownTimeout: duration
       .optional()
       .meta(about("On SIGTERM/SIGINT, how long open bridges may finish.", BUILT_IN_DEFAULTS.shutdownTimeoutMs)),
+    workers: z
+      .union([z.int().min(1).max(256), z.literal("auto")])
+      .optional()
+      .meta(
+        about(
+          'Event loops (worker threads) accepting on the same addresses: 1 to 256, or "auto" for the CPUs available. Default 1. More than 1 needs Node.js 22.12 or later on Linux.',
+        ),
+      ),
     listeners: z.array(listenerSchema).min(1).meta(about("One or more listeners.")),
   })
   .strict();

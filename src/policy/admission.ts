@@ -24,6 +24,18 @@ export interface Policy {
 
 const ADMIT: Decision = { admit: true };
 
+/** For deny, allow and schedule alone: the listener's slots check the limits (src/proxy/slots.ts). */
+export const UNCOUNTED: OpenCounts = { total: 0, fromClient: 0 };
+
+/** The refusal for a limit the slots found reached. */
+export function limitRefusal(
+  limit: "maxConnections" | "maxConnectionsPerClient" | "clientTableFull",
+  config: Pick<ListenerConfig, "maxConnections" | "maxConnectionsPerClient">,
+): Decision {
+  if (limit === "clientTableFull") return refuse("limit", "the table of per-client counts is full");
+  return refuse("limit", `${limit} ${config[limit]} reached`);
+}
+
 /** Compiled once per config load; every accept asks it once. */
 export function compilePolicy(config: ListenerConfig): Policy {
   const deny: AddressMatcher | undefined = config.deny.length > 0 ? compileRules(config.deny) : undefined;
@@ -37,11 +49,9 @@ export function compilePolicy(config: ListenerConfig): Policy {
       if (denied) return refuse("deny", describeMatch(denied.rule, denied.cidr));
       if (allow && !allow.match(client)) return refuse("allow", "no allow entry matches");
       if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window");
-      if (maxConnections !== undefined && open.total >= maxConnections) {
-        return refuse("limit", `maxConnections ${maxConnections} reached`);
-      }
+      if (maxConnections !== undefined && open.total >= maxConnections) return limitRefusal("maxConnections", config);
       if (maxConnectionsPerClient !== undefined && open.fromClient >= maxConnectionsPerClient) {
-        return refuse("limit", `maxConnectionsPerClient ${maxConnectionsPerClient} reached`);
+        return limitRefusal("maxConnectionsPerClient", config);
       }
       return ADMIT;
     },
