@@ -31,6 +31,9 @@ export interface Gate {
   close(): Promise<number | null>;
 }
 
+/** How long start-up may take before a test gives up on it. */
+const START_MS = 30_000;
+
 const isRefusal = (l: LogLine) => typeof l.msg === "string" && l.msg.startsWith("refused: ");
 
 /**
@@ -42,8 +45,9 @@ export async function startGate(yaml: string, options: { watch?: boolean } = {})
   const args = ["--config", config.path, "--log-level", "debug", ...(options.watch ? [] : ["--no-watch"])];
   const tcpgate = startTcpgate(args);
   try {
-    await tcpgate.waitForLog((l) => l.msg === "tcpgate started", 10_000);
-    if (options.watch) await tcpgate.waitForLog((l) => l.msg === "watching the config file", 10_000);
+    // Node alone took over 10 s to start at load average 20 on 2 cores.
+    await tcpgate.waitForLog((l) => l.msg === "tcpgate started", START_MS);
+    if (options.watch) await tcpgate.waitForLog((l) => l.msg === "watching the config file", START_MS);
   } catch (error) {
     await tcpgate.stop("SIGKILL");
     config.remove();
