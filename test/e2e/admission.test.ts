@@ -14,7 +14,7 @@ import {
   wildcardIsDualStack,
 } from "../support/admission.ts";
 import { type Gate, runTcpgate, startGate, tempConfig } from "../support/cli.ts";
-import { delay, endOf, freePort, type Refused } from "../support/net.ts";
+import { endOf, freePort, type Refused } from "../support/net.ts";
 import { windowFromNow } from "../support/schedule.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
