@@ -8,6 +8,7 @@ import { parseClientAddress } from "../policy/address-match.ts";
 import { compilePolicy, type Policy, REFUSAL_REASONS, type RefusalReason } from "../policy/admission.ts";
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
 import { createInspector } from "./inspect.ts";
+import { reachTarget } from "./reach-target.ts";
 import { RefusalLog } from "./refusal-log.ts";
 import { TargetPool } from "./target-pool.ts";
 
@@ -46,7 +47,7 @@ export class Listener {
   private readonly perClient = new Map<string, number>();
   private readonly refusals: RefusalLog;
   private server: Server | undefined;
-  private pool: TargetPool;
+  private readonly pool: TargetPool;
   private policy: Policy;
   private whenDrained: (() => void)[] = [];
   /** Open bridges accepted since the last keep-alive sweep. */
@@ -110,7 +111,7 @@ export class Listener {
 
   /** New settings for new bridges; open bridges keep the settings they started with. */
   update(config: ListenerConfig): void {
-    this.pool = this.pool.reconfigure(config);
+    this.pool.update(config);
     this.policy = compilePolicy(config);
     this.current = config;
   }
@@ -187,14 +188,20 @@ export class Listener {
       : undefined;
     const bridge = new Bridge(
       socket,
-      client.text,
+      { address: client.text, port: socket.remotePort ?? 0, headerBytes: 0 },
       this.current,
       (end, done) => this.ended(end, done, client.text),
       inspector,
     );
     this.bridges.add(bridge);
     this.scheduleKeepAlive(bridge);
-    bridge.connect(this.pool, client.text);
+    const endpoints = {
+      sourceAddress: client.text,
+      sourcePort: bridge.clientPort,
+      destinationAddress: socket.localAddress ?? "",
+      destinationPort: socket.localPort ?? 0,
+    };
+    void reachTarget(bridge, { pool: this.pool, proxyProtocol: this.current.proxyProtocol }, client.text, endpoints);
   }
 
   /**

@@ -666,3 +666,32 @@ describe("least-connections across a reload", () => {
     assert.deepEqual(open(await gate.status("app")), [0, 0, 0, 0]);
   });
 });
+
+describe("failover after a reload", () => {
+  test("a bridge failing over dials from the targets now running, never one the reload removed", BOUNDED, async (t) => {
+    const c = cleanup();
+    t.after(() => c.run());
+    const hole = c.add(await startBlackHole());
+    const [removed, added] = await targets(c, "removed", "added");
+    const port = await freePort();
+    const adminPort = await freePort();
+    const listen = `127.0.0.1:${port}`;
+    const more = ["    connectTimeout: 2s"];
+    const gate = c.add(
+      await startTargetGate(appConfig({ listen, targets: [hole.address, removed], adminPort, more }), { adminPort }),
+    );
+    // Round-robin's first pick is the first target: the black hole holds the bridge for 2 s.
+    const landing = land(port, { timeoutMs: 8000 });
+    landing.catch(() => {});
+    assert.ok(
+      await until(3000, async () => (await gate.status("app"))[0]?.openBridges === 1),
+      "the bridge never started dialing the black hole",
+    );
+    gate.write(appConfig({ listen, targets: [hole.address, added], adminPort, more }));
+    await gate.reload();
+    const { socket, tag } = await landing;
+    c.sockets([socket]);
+    assert.equal(tag, "added");
+    assert.equal(removed.accepted(), 0, "the target the reload removed was dialed");
+  });
+});
