@@ -46,7 +46,10 @@ export function crossFieldIssues(data: unknown): SourceIssue[] {
       for (const list of ["allow", "deny"] as const) {
         issues.push(...aclReferenceIssues(l?.[list], ["listeners", index, list], acls));
       }
+      issues.push(...aclReferenceIssues(l?.acceptProxy?.from, ["listeners", index, "acceptProxy", "from"], acls));
     });
+    if (isMap(data) && isMap(data.defaults) && isMap(data.defaults.acceptProxy))
+      issues.push(...aclReferenceIssues(data.defaults.acceptProxy.from, ["defaults", "acceptProxy", "from"], acls));
     if (isMap(data) && isMap(data.admin))
       issues.push(...aclReferenceIssues(data.admin.allow, ["admin", "allow"], acls));
   }

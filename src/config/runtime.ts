@@ -67,6 +67,8 @@ export interface ListenerConfig {
   readonly healthCheck: HealthCheck | undefined;
   readonly proxyProtocol: "v1" | "v2" | undefined;
   readonly inspect: boolean;
+  /** Peers that must send a PROXY header, and how long they have for it. */
+  readonly acceptProxy: { readonly from: readonly Rule[]; readonly timeoutMs: number } | undefined;
 }
 
 export interface AdminConfig {
@@ -93,6 +95,9 @@ export function normalise(raw: RawConfig): RuntimeConfig {
   const ms = (value: string | undefined, fallback: number) =>
     value === undefined ? fallback : must(parseDuration)(value);
   const optionalMs = (value: string | undefined) => (value === undefined ? undefined : must(parseDuration)(value));
+
+  const acceptProxy = (raw: RawListener["acceptProxy"]): ListenerConfig["acceptProxy"] =>
+    raw && { from: raw.from.map(rule), timeoutMs: ms(raw.timeout, BUILT_IN_DEFAULTS.acceptProxyTimeoutMs) };
 
   const listener = (l: RawListener): ListenerConfig => {
     const listen = must(parseListenAddress)(l.listen);
@@ -122,6 +127,7 @@ export function normalise(raw: RawConfig): RuntimeConfig {
       },
       proxyProtocol: l.proxyProtocol,
       inspect: l.inspect ?? false,
+      acceptProxy: acceptProxy(l.acceptProxy ?? defaults.acceptProxy),
     };
   };
 

@@ -140,6 +140,18 @@ const healthCheck = z
   })
   .strict();
 
+const acceptProxy = z
+  .object({
+    from: z
+      .array(ruleEntry)
+      .min(1)
+      .meta(about("The load balancers that send a PROXY header: CIDRs, addresses or acl names, never wider.")),
+    timeout: duration
+      .optional()
+      .meta(about("The header must arrive within this.", BUILT_IN_DEFAULTS.acceptProxyTimeoutMs)),
+  })
+  .strict();
+
 /** Settings a listener inherits from `defaults` unless it sets its own. */
 const inheritable = {
   connectTimeout: duration
@@ -156,6 +168,13 @@ const inheritable = {
     .meta(about("A bridge is closed this long after one side closed its half.", BUILT_IN_DEFAULTS.halfCloseTimeoutMs)),
   maxConnections: positiveInt.optional().meta(about("Open bridges on the listener at most.")),
   maxConnectionsPerClient: positiveInt.optional().meta(about("Open bridges per client address at most.")),
+  acceptProxy: acceptProxy
+    .optional()
+    .meta(
+      about(
+        "Peers in `from` must start with a PROXY v1 or v2 header; its source is then the client. Others are clients themselves.",
+      ),
+    ),
 };
 
 export const BALANCE = ["round-robin", "least-connections", "random", "source-hash"] as const;

@@ -1,11 +1,19 @@
 // Who may connect, in the contract's order: deny, allow, schedule, limits. Pure: the
-// caller supplies the client, the time and the counts of open bridges.
+// caller supplies the client (a PROXY header's source when one was read), the time and
+// the counts of open bridges.
 import type { ListenerConfig } from "../config/runtime.ts";
 import { type AddressMatcher, type ClientAddress, compileRules } from "./address-match.ts";
 import { compileSchedule, type Schedule } from "./schedule.ts";
 
-export type RefusalReason = "deny" | "allow" | "schedule" | "limit";
-export const REFUSAL_REASONS: readonly RefusalReason[] = ["deny", "allow", "schedule", "limit"];
+export type RefusalReason = "deny" | "allow" | "schedule" | "limit" | "proxy-header" | "route";
+export const REFUSAL_REASONS: readonly RefusalReason[] = [
+  "deny",
+  "allow",
+  "schedule",
+  "limit",
+  "proxy-header",
+  "route",
+];
 
 export type Decision =
   | { readonly admit: true }
@@ -19,7 +27,10 @@ export interface OpenCounts {
 }
 
 export interface Policy {
-  decide(client: ClientAddress, nowMs: number, open: OpenCounts): Decision;
+  /** trusted: a load balancer's own connection (PROXY v2 LOCAL), held to the limits only. */
+  decide(client: ClientAddress, nowMs: number, open: OpenCounts, trusted?: boolean): Decision;
+  /** Whether acceptProxy names this peer: its connection must start with a PROXY header. */
+  sendsProxyHeader(peer: ClientAddress): boolean;
 }
 
 const ADMIT: Decision = { admit: true };
@@ -30,13 +41,17 @@ export function compilePolicy(config: ListenerConfig): Policy {
   const allow: AddressMatcher | undefined = config.allow.length > 0 ? compileRules(config.allow) : undefined;
   const schedule: Schedule | undefined =
     config.schedule && compileSchedule(config.schedule.timezone, config.schedule.windows);
+  const proxyFrom: AddressMatcher | undefined = config.acceptProxy && compileRules(config.acceptProxy.from);
   const { maxConnections, maxConnectionsPerClient } = config;
   return {
-    decide(client, nowMs, open) {
-      const denied = deny?.match(client);
-      if (denied) return refuse("deny", describeMatch(denied.rule, denied.cidr));
-      if (allow && !allow.match(client)) return refuse("allow", "no allow entry matches");
-      if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window");
+    sendsProxyHeader: (peer) => proxyFrom?.match(peer) !== undefined,
+    decide(client, nowMs, open, trusted = false) {
+      if (!trusted) {
+        const denied = deny?.match(client);
+        if (denied) return refuse("deny", describeMatch(denied.rule, denied.cidr));
+        if (allow && !allow.match(client)) return refuse("allow", "no allow entry matches");
+        if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window");
+      }
       if (maxConnections !== undefined && open.total >= maxConnections) {
         return refuse("limit", `maxConnections ${maxConnections} reached`);
       }

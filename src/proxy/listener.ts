@@ -4,12 +4,13 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { HostPort } from "../config/address.ts";
 import type { ListenerConfig } from "../config/runtime.ts";
 import type { Logger } from "../log.ts";
-import { parseClientAddress } from "../policy/address-match.ts";
+import { type ClientAddress, parseClientAddress } from "../policy/address-match.ts";
 import { compilePolicy, type Policy, REFUSAL_REASONS, type RefusalReason } from "../policy/admission.ts";
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
 import { createInspector } from "./inspect.ts";
 import { reachTarget } from "./reach-target.ts";
 import { RefusalLog } from "./refusal-log.ts";
+import { type Arrival, directArrival, readProxyHeader } from "./stages/proxy-header.ts";
 import { TargetPool } from "./target-pool.ts";
 
 /** Running totals per listener; at any quiet moment accepted = refused + closed + open. */
@@ -46,6 +47,8 @@ export class Listener {
   /** Open bridges per client address, for maxConnectionsPerClient. */
   private readonly perClient = new Map<string, number>();
   private readonly refusals: RefusalLog;
+  /** Connections from a trusted balancer whose PROXY header has not arrived yet. */
+  private readonly awaitingHeader = new Set<Socket>();
   private server: Server | undefined;
   private readonly pool: TargetPool;
   private policy: Policy;
@@ -122,9 +125,11 @@ export class Listener {
     this.refusals.flush();
   }
 
-  /** A removed listener: stops accepting and stops checking its targets. */
+  /** A removed listener: stops accepting, closes connections still owing a PROXY header, stops checking its targets. */
   retire(): void {
     this.stopAccepting();
+    for (const socket of this.awaitingHeader) socket.destroy();
+    this.awaitingHeader.clear();
     this.pool.stop();
   }
 
@@ -154,19 +159,54 @@ export class Listener {
     for (const bridge of [...this.bridges]) bridge.finish(reason);
   }
 
-  /** Asks the policy once, before any target is contacted; a refused client is closed at once. */
+  /**
+   * A peer that acceptProxy trusts sends its PROXY header first; anyone else is the
+   * client. Then the policy is asked once, before any target is contacted.
+   */
   private accept(socket: Socket): void {
     this.counters.accepted++;
-    const client = parseClientAddress(socket.remoteAddress ?? "");
-    if (!client) {
+    const peer = parseClientAddress(socket.remoteAddress ?? "");
+    if (!peer) {
       // The client left before we saw it: nothing to admit, nothing to log.
       socket.destroy();
       this.counters.closed++;
       return;
     }
+    if (this.policy.sendsProxyHeader(peer)) void this.acceptProxied(socket, peer);
+    else this.admit(socket, directArrival(socket, peer));
+  }
+
+  /** A balancer's connection: admitted as the client its PROXY header names, or refused. */
+  private async acceptProxied(socket: Socket, peer: ClientAddress): Promise<void> {
+    const peerPort = socket.remotePort ?? 0;
+    this.awaitingHeader.add(socket);
+    const outcome = await readProxyHeader(socket, peer, this.current.acceptProxy?.timeoutMs ?? 0);
+    if (!this.awaitingHeader.delete(socket)) {
+      // retire() closed it.
+      this.counters.closed++;
+      return;
+    }
+    if (outcome.ok) {
+      this.admit(socket, outcome.arrival);
+      return;
+    }
+    socket.destroy();
+    // A balancer's TCP check connects and leaves without a byte: not worth a log line.
+    if (outcome.silent) {
+      this.counters.closed++;
+      return;
+    }
+    this.counters.refused["proxy-header"]++;
+    const fields = { listener: this.current.name, client: peer.text, clientPort: peerPort };
+    this.refusals.refused({ ...fields, reason: "proxy-header", rule: outcome.detail }, Date.now());
+  }
+
+  /** Asks the policy once, before any target is contacted; a refused client is closed at once. */
+  private admit(socket: Socket, arrival: Arrival): void {
+    const client = arrival.client;
     const fromClient = this.perClient.get(client.text) ?? 0;
     const now = Date.now();
-    const decision = this.policy.decide(client, now, { total: this.bridges.size, fromClient });
+    const decision = this.policy.decide(client, now, { total: this.bridges.size, fromClient }, arrival.trusted);
     if (!decision.admit) {
       socket.destroy();
       this.counters.refused[decision.reason]++;
@@ -174,7 +214,7 @@ export class Listener {
         {
           listener: this.current.name,
           client: client.text,
-          clientPort: socket.remotePort ?? 0,
+          clientPort: arrival.port,
           reason: decision.reason,
           rule: decision.detail,
         },
@@ -184,24 +224,19 @@ export class Listener {
     }
     this.perClient.set(client.text, fromClient + 1);
     const inspector = this.current.inspect
-      ? createInspector(this.log, this.current.name, client.text, socket.remotePort ?? 0)
+      ? createInspector(this.log, this.current.name, client.text, arrival.port)
       : undefined;
     const bridge = new Bridge(
       socket,
-      { address: client.text, port: socket.remotePort ?? 0, headerBytes: 0 },
+      { address: client.text, port: arrival.port, headerBytes: arrival.headerBytes },
       this.current,
       (end, done) => this.ended(end, done, client.text),
       inspector,
     );
     this.bridges.add(bridge);
     this.scheduleKeepAlive(bridge);
-    const endpoints = {
-      sourceAddress: client.text,
-      sourcePort: bridge.clientPort,
-      destinationAddress: socket.localAddress ?? "",
-      destinationPort: socket.localPort ?? 0,
-    };
-    void reachTarget(bridge, { pool: this.pool, proxyProtocol: this.current.proxyProtocol }, client.text, endpoints);
+    const onward = { pool: this.pool, proxyProtocol: this.current.proxyProtocol };
+    void reachTarget(bridge, onward, client.text, arrival.endpoints);
   }
 
   /**

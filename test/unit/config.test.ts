@@ -551,6 +551,7 @@ test("normalisation: built-in defaults fill every gap", () => {
         healthCheck: undefined,
         proxyProtocol: undefined,
         inspect: false,
+        acceptProxy: undefined,
       },
     ],
     admin: undefined,
@@ -605,6 +606,28 @@ listeners:
       ["[2001:db8::1]:5432", 3, 6],
     ],
   );
+});
+
+test("acceptProxy: from is required and non-empty, names known acls; timeout 3 s unless set; defaults hold it too", () => {
+  const config = expectOk(
+    `version: 1\nacls:\n  lbs: [10.0.0.0/24]\ndefaults:\n  acceptProxy:\n    from: [lbs]\n${withListener().slice(11)}  - name: own\n    listen: 127.0.0.1:8081\n    targets: [127.0.0.1:9000]\n    acceptProxy: {from: [192.0.2.1], timeout: 500ms}\n`,
+  );
+  const [inherits, own] = config.listeners;
+  assert.deepEqual(
+    inherits?.acceptProxy?.from.map((r) => [r.source, r.cidrs.map((c) => c.text)]),
+    [["lbs", ["10.0.0.0/24"]]],
+  );
+  assert.equal(inherits?.acceptProxy?.timeoutMs, 3_000);
+  assert.equal(own?.acceptProxy?.timeoutMs, 500);
+  assert.equal(own?.acceptProxy?.from[0]?.source, "192.0.2.1");
+  expectErrorsInclude(withListener("    acceptProxy: {from: [balancers]}\n"), [
+    'proxy.yaml:6:26: listeners[0].acceptProxy.from[0]: no acl named "balancers" in acls',
+  ]);
+  expectErrorsInclude(`version: 1\ndefaults:\n  acceptProxy: {from: [lbs]}\n${withListener().slice(11)}`, [
+    'proxy.yaml:3:24: defaults.acceptProxy.from[0]: no acl named "lbs" in acls',
+  ]);
+  assert.equal(parseConfig(withListener("    acceptProxy: {from: []}\n"), FILE).ok, false);
+  assert.equal(parseConfig(withListener("    acceptProxy: {timeout: 1s}\n"), FILE).ok, false);
 });
 
 test("normalisation: the result is deeply frozen", () => {

@@ -29,6 +29,7 @@ function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
     healthCheck: undefined,
     proxyProtocol: undefined,
     inspect: false,
+    acceptProxy: undefined,
     ...overrides,
   };
 }
@@ -116,5 +117,31 @@ describe("admission order: deny, allow, schedule, limits", () => {
       reason: "limit",
       detail: "maxConnections 2 reached",
     });
+  });
+});
+
+describe("behind a load balancer", () => {
+  const open = { total: 0, fromClient: 0 };
+  test("acceptProxy names the peers that must send a PROXY header; none without it", () => {
+    const policy = compilePolicy(listener({ acceptProxy: { from: [inPlace("10.0.0.0/24")], timeoutMs: 3000 } }));
+    assert.equal(policy.sendsProxyHeader(client("10.0.0.7")), true);
+    assert.equal(policy.sendsProxyHeader(client("::ffff:10.0.0.7")), true);
+    assert.equal(policy.sendsProxyHeader(client("10.0.1.7")), false);
+    assert.equal(compilePolicy(listener({})).sendsProxyHeader(client("10.0.0.7")), false);
+  });
+
+  test("a balancer's own connection (trusted) skips deny, allow and schedule, not the limits", () => {
+    const policy = compilePolicy(
+      listener({
+        deny: [inPlace("10.0.0.0/24")],
+        allow: [inPlace("192.0.2.0/24")],
+        schedule: { timezone: "UTC", windows: [{ days: undefined, from: "00:00", to: "00:00" }] },
+        maxConnections: 1,
+      }),
+    );
+    const lb = client("10.0.0.7");
+    assert.equal(policy.decide(lb, Date.now(), open).admit, false);
+    assert.deepEqual(policy.decide(lb, Date.now(), open, true), { admit: true });
+    assert.equal(policy.decide(lb, Date.now(), { total: 1, fromClient: 0 }, true).admit, false);
   });
 });
