@@ -84,13 +84,16 @@ export class Gateway {
           return { up: now.up + (past?.bytesUpClosed ?? 0), down: now.down + (past?.bytesDownClosed ?? 0) };
         },
         config: l.config,
-        targets: l.targets.map((t) => ({
-          key: t.config.key,
-          up: t.up,
-          open: t.open,
-          connectFailures: t.connectFailures,
-          lastError: t.lastError,
-        })),
+        targets: l.pools.flatMap(({ route, targets }) =>
+          targets.map((t) => ({
+            route,
+            key: t.config.key,
+            up: t.up,
+            open: t.open,
+            connectFailures: t.connectFailures,
+            lastError: t.lastError,
+          })),
+        ),
       };
     };
     return [

@@ -4,6 +4,8 @@ import type { ListenerConfig } from "../config/runtime.ts";
 import type { ListenerCounters } from "../proxy/listener.ts";
 
 export interface TargetView {
+  /** The route whose pool holds the target; undefined for the listener's own targets. */
+  readonly route: string | undefined;
   readonly key: string;
   readonly up: boolean;
   readonly open: number;

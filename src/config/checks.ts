@@ -3,7 +3,7 @@
 // well-formed, even when other parts failed the schema, so one pass reports every error.
 import { formatHostPort, type HostPort, parseListenAddress, parseTargetAddress } from "./address.ts";
 import { listenOverlaps } from "./overlap.ts";
-import { isAclReference, listenerSchema, type RawListener } from "./schema.ts";
+import { isAclReference, listenerSchema, type RawListener, type RawTarget } from "./schema.ts";
 import type { SourceIssue } from "./yaml-source.ts";
 
 type Path = (string | number)[];
@@ -38,6 +38,7 @@ export function crossFieldIssues(data: unknown): SourceIssue[] {
     ...nameIssues(listeners),
     ...addressIssues(listeners),
     ...adminAddressIssues(data, listeners),
+    ...requiredTargetIssues(data),
     ...listeners.flatMap((l, index) => (l ? targetIssues(l, index) : [])),
     ...protoAclIssues(data),
   ];
@@ -121,10 +122,49 @@ function clashMessage(address: HostPort, clash: { address: HostPort; index: numb
   return `${mine} overlaps ${theirs} of ${other}: a wildcard address covers every address on its port`;
 }
 
+/** A listener needs targets, routes or both: judged on the raw file, so it is said however broken the rest is. */
+function requiredTargetIssues(data: unknown): SourceIssue[] {
+  if (!isMap(data)) return [];
+  return listAt(data.listeners).flatMap((l, index) =>
+    isMap(l) && l.targets === undefined && l.routes === undefined
+      ? [{ path: ["listeners", index, "targets"], message: "is required (or routes, or both)" }]
+      : [],
+  );
+}
+
+/** No target twice in one list; no server name in two routes. */
 function targetIssues(l: RawListener, index: number): SourceIssue[] {
+  const at: Path = ["listeners", index];
+  return [
+    ...duplicateTargets(l.targets ?? [], [...at, "targets"]),
+    ...(l.routes ?? []).flatMap((r, i) => duplicateTargets(r.targets, [...at, "routes", i, "targets"])),
+    ...duplicateNames(l, at),
+  ];
+}
+
+/** A name in a later route than the first to list it could never be reached: first match wins. */
+function duplicateNames(l: RawListener, at: Path): SourceIssue[] {
+  const issues: SourceIssue[] = [];
+  const first = new Map<string, number>();
+  (l.routes ?? []).forEach((r, i) => {
+    r.sni.forEach((name, j) => {
+      const lower = name.toLowerCase();
+      const earlier = first.get(lower);
+      if (earlier === undefined) first.set(lower, i);
+      else
+        issues.push({
+          path: [...at, "routes", i, "sni", j],
+          message: `${name} is already taken by routes[${earlier}] (the first match wins)`,
+        });
+    });
+  });
+  return issues;
+}
+
+function duplicateTargets(targets: readonly RawTarget[], path: Path): SourceIssue[] {
   const issues: SourceIssue[] = [];
   const seen = new Map<string, number>();
-  l.targets.forEach((t, i) => {
+  targets.forEach((t, i) => {
     const parsed = parseTargetAddress(typeof t === "string" ? t : t.address);
     if (!parsed.ok) return;
     const key = formatHostPort(parsed.value);
@@ -132,7 +172,7 @@ function targetIssues(l: RawListener, index: number): SourceIssue[] {
     if (first === undefined) seen.set(key, i);
     else
       issues.push({
-        path: ["listeners", index, "targets", i],
+        path: [...path, i],
         message: `${key} is already targets[${first}] (give it a weight instead of listing it twice)`,
       });
   });

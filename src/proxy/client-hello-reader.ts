@@ -50,7 +50,9 @@ export class ClientHelloReader {
 
   private append(chunk: Uint8Array): void {
     if (this.length + chunk.length > this.bytes.length) {
-      const grown = Buffer.alloc(Math.min(MAX_CLIENT_HELLO_BYTES, Math.max(this.bytes.length * 2, this.length + chunk.length)));
+      const grown = Buffer.alloc(
+        Math.min(MAX_CLIENT_HELLO_BYTES, Math.max(this.bytes.length * 2, this.length + chunk.length)),
+      );
       this.bytes.copy(grown, 0, 0, this.length);
       this.bytes = grown;
     }

@@ -10,8 +10,8 @@ import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
 import { createInspector } from "./inspect.ts";
 import { reachTarget } from "./reach-target.ts";
 import { RefusalLog } from "./refusal-log.ts";
+import { Router } from "./router.ts";
 import { type Arrival, directArrival, readProxyHeader } from "./stages/proxy-header.ts";
-import { TargetPool } from "./target-pool.ts";
 
 /** Running totals per listener; at any quiet moment accepted = refused + closed + open. */
 export interface ListenerCounters {
@@ -50,7 +50,7 @@ export class Listener {
   /** Connections from a trusted balancer whose PROXY header has not arrived yet. */
   private readonly awaitingHeader = new Set<Socket>();
   private server: Server | undefined;
-  private readonly pool: TargetPool;
+  private readonly router: Router;
   private policy: Policy;
   private whenDrained: (() => void)[] = [];
   /** Open bridges accepted since the last keep-alive sweep. */
@@ -63,7 +63,7 @@ export class Listener {
     /** Told of every bridge end, after its slots are released (metrics). */
     private readonly onBridgeEnd?: (end: BridgeEnd) => void,
   ) {
-    this.pool = new TargetPool(current, log);
+    this.router = new Router(current, log);
     this.policy = compilePolicy(current);
     this.refusals = new RefusalLog(log, current.name);
   }
@@ -114,7 +114,7 @@ export class Listener {
 
   /** New settings for new bridges; open bridges keep the settings they started with. */
   update(config: ListenerConfig): void {
-    this.pool.update(config);
+    this.router.update(config);
     this.policy = compilePolicy(config);
     this.current = config;
   }
@@ -130,11 +130,12 @@ export class Listener {
     this.stopAccepting();
     for (const socket of this.awaitingHeader) socket.destroy();
     this.awaitingHeader.clear();
-    this.pool.stop();
+    this.router.stop();
   }
 
-  get targets() {
-    return this.pool.targets;
+  /** Every pool's targets: the listener's own (route undefined), then each route's. */
+  get pools() {
+    return this.router.pools();
   }
 
   /** Bytes carried so far, open bridges included. */
@@ -235,8 +236,8 @@ export class Listener {
     );
     this.bridges.add(bridge);
     this.scheduleKeepAlive(bridge);
-    const onward = { pool: this.pool, proxyProtocol: this.current.proxyProtocol };
-    void reachTarget(bridge, onward, client.text, arrival.endpoints);
+    const way = { router: this.router, connectTimeoutMs: this.current.connectTimeoutMs };
+    void reachTarget(bridge, { ...way, clientKey: client.text, endpoints: arrival.endpoints });
   }
 
   /**
@@ -260,12 +261,25 @@ export class Listener {
     this.bridges.delete(bridge);
     // A bridge that ended holds nothing and must not be held: no keep-alive, no reference.
     this.young.delete(bridge);
-    this.counters.closed++;
-    this.counters.bytesUpClosed += end.bytesUp;
-    this.counters.bytesDownClosed += end.bytesDown;
     const left = (this.perClient.get(clientKey) ?? 1) - 1;
     if (left > 0) this.perClient.set(clientKey, left);
     else this.perClient.delete(clientKey);
+    if (end.reason === "route") this.refusedRoute(end);
+    else this.closed(end);
+    if (this.bridges.size === 0) for (const resolve of this.whenDrained.splice(0)) resolve();
+  }
+
+  /** Refused after admission: no route for its ClientHello. Nothing reached a target. */
+  private refusedRoute(end: BridgeEnd): void {
+    this.counters.refused.route++;
+    const fields = { listener: end.listener, client: end.client, clientPort: end.clientPort };
+    this.refusals.refused({ ...fields, reason: "route", rule: end.refusal ?? "" }, Date.now());
+  }
+
+  private closed(end: BridgeEnd): void {
+    this.counters.closed++;
+    this.counters.bytesUpClosed += end.bytesUp;
+    this.counters.bytesDownClosed += end.bytesDown;
     this.onBridgeEnd?.(end);
     const fields = {
       listener: end.listener,
@@ -280,6 +294,5 @@ export class Listener {
     };
     if (end.reason === "connect-failed") this.log.warn(fields, "no target reachable");
     else this.log.info(fields, "bridge closed");
-    if (this.bridges.size === 0) for (const resolve of this.whenDrained.splice(0)) resolve();
   }
 }

@@ -16,6 +16,7 @@ function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
     listen: { host: "127.0.0.1", port: 1, family: 4 },
     listenKey: "127.0.0.1:1",
     targets: [],
+    routes: [],
     balance: "round-robin",
     allow: [],
     deny: [],
