@@ -10,7 +10,7 @@ import { before, describe, test } from "node:test";
 import { connect as connectTls, createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { proxyHeaderV2 } from "../../src/proxy/proxy-protocol.ts";
 import { endOf, freePort } from "../support/net.ts";
-import { cleanup, startTargetGate, type TaggedTarget, type TargetGate, targets, within } from "../support/targets.ts";
+import { cleanup, startTargetGate, type TargetGate, targets, within } from "../support/targets.ts";
 import { captureClientHello, refragment, selfSigned } from "../support/tls.ts";
 
 const BOUNDED = { timeout: 30_000 };
@@ -69,7 +69,7 @@ async function tag(port: number, servername?: string): Promise<string> {
   return tag;
 }
 
-/** A raw client: writes pieces one by one; resolves with how the gate ended it (or "open" after waitMs). */
+/** A raw client: connects and writes each piece as a write of its own. */
 async function rawSend(port: number, pieces: readonly Buffer[]): Promise<Socket> {
   const socket = connectTcp({ port, host: "127.0.0.1", noDelay: true, allowHalfOpen: true });
   socket.on("error", () => {});
