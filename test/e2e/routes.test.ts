@@ -243,6 +243,46 @@ describe("bytes as sent", () => {
       assert.equal(other?.accepted(), 0);
     },
   );
+
+  test(
+    "behind a balancer: the PROXY header is read first, the ClientHello after it routes, and the header sent on names the client",
+    BOUNDED,
+    async (t) => {
+      const c = cleanup();
+      t.after(() => c.run());
+      const [db] = await targets(c, "db");
+      const port = await freePort();
+      c.add(
+        await startTargetGate(
+          config(port, [
+            "    acceptProxy: {from: [127.0.0.2]}",
+            "    routes:",
+            "      - sni: [db.example.com]",
+            `        targets: ["${db?.address}"]`,
+            "        proxyProtocol: v2",
+          ]),
+        ),
+      );
+      const header = "PROXY TCP4 192.0.2.7 198.51.100.1 5555 443\r\n";
+      // One write: the header, the ClientHello and more, in the same segment.
+      const socket = connectTcp({ port, host: "127.0.0.1", localAddress: "127.0.0.2" });
+      socket.on("error", () => {});
+      c.sockets([socket]);
+      await once(socket, "connect");
+      socket.write(Buffer.concat([Buffer.from(header), hello, Buffer.from("more")]));
+      const received = () => Buffer.concat(db?.received[0] ?? []);
+      // Sent on in v2, so the balancer's own v1 line cannot pass for it.
+      const onward = proxyHeaderV2({
+        sourceAddress: "192.0.2.7",
+        sourcePort: 5555,
+        destinationAddress: "198.51.100.1",
+        destinationPort: 443,
+      });
+      const expected = Buffer.concat([onward, hello, Buffer.from("more")]);
+      assert.ok(await within(3000, () => received().length >= expected.length), `got ${received().length} bytes`);
+      assert.deepEqual(received(), expected);
+    },
+  );
 });
 
 describe("refused with reason route, nothing sent to a target", () => {
