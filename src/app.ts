@@ -8,7 +8,7 @@ import { type FileWatch, watchConfigFile } from "./config/watch.ts";
 import { checkDescriptorBudget } from "./fd-budget.ts";
 import { Gateway } from "./gateway.ts";
 import type { Logger } from "./log.ts";
-import { Reloader, type ReloadOutcome } from "./reloader.ts";
+import { Reloader, type ReloadOutcome, type ReloadTrigger } from "./reloader.ts";
 
 export interface AppOptions {
   readonly config: RuntimeConfig;
@@ -23,8 +23,8 @@ export interface AppOptions {
 }
 
 export interface App {
-  /** Runs a reload as SIGHUP does; resolves with its outcome. */
-  reload(trigger: string): Promise<ReloadOutcome> | undefined;
+  /** Runs a reload as SIGHUP does; resolves with its outcome; undefined in quick mode. */
+  reload(trigger: ReloadTrigger): Promise<ReloadOutcome> | undefined;
   /** Stops accepting, waits for bridges up to shutdownTimeout, then closes everything. */
   shutdown(): Promise<void>;
   closeAllBridges(): void;
@@ -36,6 +36,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const startedAt = Date.now();
   let shuttingDown = false;
   let reloader: Reloader | undefined;
+  const gateway = new Gateway(log, (end) => metrics.bridgeEnded(end));
   const view: GatewayView = {
     listeners: () => gateway.views(),
     reloads: () => ({ ...(reloader?.counts ?? { applied: 0, rejected: 0, unchanged: 0 }) }),
@@ -51,14 +52,15 @@ export async function startApp(options: AppOptions): Promise<App> {
         startedAt,
         configPath: file?.path,
         sha256: () => reloader?.runningSha256,
-        lastReload: () => reloader?.last,
+        reloads: () => reloader?.history ?? [],
         shuttingDown: () => shuttingDown,
       },
-      reload: file && (() => (reloader as Reloader).reload("admin")),
+      reload: file && (() => (reloader as Reloader).reload("api")),
+      plan: file && ((text) => (reloader as Reloader).plan(text)),
     },
     log,
   );
-  const gateway = new Gateway(log, admin, (end) => metrics.bridgeEnded(end));
+  gateway.attach(admin);
   await gateway.start(options.config);
   checkDescriptorBudget(options.config, log);
 
@@ -79,9 +81,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     reload: (trigger) => reloader?.reload(trigger),
     async shutdown() {
       shuttingDown = true;
+      reloader?.close();
       await watcher?.close();
       await gateway.shutdown(gateway.config?.shutdownTimeoutMs ?? 0);
-      admin.use(undefined);
     },
     closeAllBridges: () => gateway.closeAllBridges(),
   };

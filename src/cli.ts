@@ -4,17 +4,21 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { type App, startApp } from "./app.ts";
+import { PLAN_USAGE, runPlan } from "./commands/plan.ts";
+import { UsageError } from "./commands/usage-error.ts";
 import { formatHostPort, parseListenAddress, parseTargetAddress } from "./config/address.ts";
 import { type LoadResult, loadConfigFile, parseConfig } from "./config/load.ts";
 import { LOG_LEVELS } from "./config/schema.ts";
 import { summarise } from "./config/summary.ts";
-import { BindError } from "./gateway.ts";
+import { BindError } from "./endpoint.ts";
 import { createLogger, type Logger } from "./log.ts";
 
 const USAGE = `Usage:
   tcpgate <listen-host> <listen-port> <target-host> <target-port>   quick mode, no config file
   tcpgate --config proxy.yaml            run from a config file (-c)
   tcpgate --config proxy.yaml --check    validate the file, print a summary, bind nothing
+  ${PLAN_USAGE}
+                                         what saving the file would do to the running instance
 
 Options:
   -c, --config <file>     the YAML config file
@@ -26,11 +30,18 @@ Options:
   -v, --version           print the version
   -h, --help              print this help`;
 
-class UsageError extends Error {}
-
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
+}
+
+/** Node's own parseArgs messages run on with advice about "--": the first sentence is the point. */
+function firstSentence(error: unknown): string {
+  return (error as Error).message.split("\n")[0]?.split(". ")[0] || "bad arguments";
+}
+
+function isParseArgsError(error: unknown): boolean {
+  return String((error as NodeJS.ErrnoException)?.code ?? "").startsWith("ERR_PARSE_ARGS");
 }
 
 function parseCommandLine(argv: string[]) {
@@ -55,7 +66,7 @@ function parseCommandLine(argv: string[]) {
     parsed = parse();
   } catch (error) {
     // Node's own message runs on with advice about "--"; its first sentence is the point.
-    throw new UsageError((error as Error).message.split("\n")[0]?.split(". ")[0] ?? "bad arguments");
+    throw new UsageError(firstSentence(error));
   }
   const { values, positionals } = parsed;
   const level = values["log-level"];
@@ -96,6 +107,7 @@ let onHangup: () => void = () => {};
 process.on("SIGHUP", () => onHangup());
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "plan") return runPlan(argv.slice(1));
   const options = parseCommandLine(argv);
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -149,7 +161,7 @@ async function main(argv: string[]): Promise<number> {
   }
   log.info({ version: version(), config: configPath ?? "arguments" }, "tcpgate started");
   onHangup = () => {
-    const reloading = app.reload("SIGHUP");
+    const reloading = app.reload("signal");
     if (!reloading) log.warn("SIGHUP: quick mode has no config file to reload");
     reloading?.catch((error: unknown) => log.error({ error: String(error) }, "reload failed"));
   };
@@ -168,11 +180,15 @@ function untilShutdown(app: App, log: Logger): Promise<number> {
       stopping = true;
       onHangup = () => log.warn("SIGHUP ignored: shutting down");
       log.info({ signal }, "shutting down");
-      app.shutdown().then(() => {
-        log.info("stopped");
+      app
+        .shutdown()
+        .then(
+          () => log.info("stopped"),
+          // A close that fails must not skip the last log lines: say so, and stop anyway.
+          (error: unknown) => log.error({ error: String(error) }, "stopped after an error while shutting down"),
+        )
         // Log lines are written asynchronously: let the last ones out before exiting.
-        log.flush(() => resolve(0));
-      });
+        .finally(() => log.flush(() => resolve(0)));
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
@@ -186,8 +202,8 @@ main(process.argv.slice(2)).then(
     if (code === 0 || code === 1) setImmediate(() => process.exit(code));
   },
   (error: unknown) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`tcpgate: ${error.message} (see tcpgate --help)\n`);
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      process.stderr.write(`tcpgate: ${firstSentence(error)} (see tcpgate --help)\n`);
       process.exit(2);
     }
     process.stderr.write(`tcpgate: ${error instanceof Error ? error.message : String(error)}\n`);

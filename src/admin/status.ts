@@ -11,7 +11,8 @@ export interface StatusContext {
   readonly startedAt: number;
   readonly configPath: string | undefined;
   readonly sha256: () => string | undefined;
-  readonly lastReload: () => ReloadOutcome | undefined;
+  /** The last reloads, newest first. */
+  readonly reloads: () => readonly ReloadOutcome[];
   readonly shuttingDown: () => boolean;
 }
 
@@ -51,7 +52,8 @@ export function buildStatus(view: GatewayView, context: StatusContext, now = Dat
       path: context.configPath === undefined ? null : resolve(context.configPath),
       sha256: context.sha256() ?? null,
     },
-    lastReload: context.lastReload() ?? null,
+    lastReload: context.reloads()[0] ?? null,
+    reloads: context.reloads(),
     process: processStats(),
     listeners,
     totals: {

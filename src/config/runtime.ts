@@ -8,6 +8,7 @@ import {
   parseListenAddress,
   parseTargetAddress,
 } from "./address.ts";
+import { type EndpointAddress, formatEndpointAddress, parseAdminAddress } from "./admin-address.ts";
 import { BUILT_IN_DEFAULTS } from "./defaults.ts";
 import { parseDuration } from "./duration.ts";
 import type { BALANCE, LOG_LEVELS, RawConfig, RawListener, RawRoute, RawTarget } from "./schema.ts";
@@ -82,14 +83,18 @@ export interface ListenerConfig {
   readonly healthCheck: HealthCheck | undefined;
   readonly proxyProtocol: "v1" | "v2" | undefined;
   readonly inspect: boolean;
+  /** Hold open bridges to the current deny, allow and schedule. */
+  readonly recheck: boolean;
   /** Peers that must send a PROXY header, and how long they have for it. */
   readonly acceptProxy: { readonly from: readonly Rule[]; readonly timeoutMs: number } | undefined;
 }
 
 export interface AdminConfig {
-  readonly listen: HostPort;
+  readonly listen: EndpointAddress;
   readonly listenKey: string;
   readonly allow: readonly Rule[];
+  /** File mode of a Unix socket. */
+  readonly mode: number;
 }
 
 export interface RuntimeConfig {
@@ -156,13 +161,19 @@ export function normalise(raw: RawConfig): RuntimeConfig {
       healthCheck: healthCheck(l.healthCheck),
       proxyProtocol: l.proxyProtocol,
       inspect: l.inspect ?? false,
+      recheck: l.recheck ?? defaults.recheck ?? false,
       acceptProxy: acceptProxy(l.acceptProxy ?? defaults.acceptProxy),
     };
   };
 
   const admin = (raw: NonNullable<RawConfig["admin"]>): AdminConfig => {
-    const listen = must(parseListenAddress)(raw.listen);
-    return { listen, listenKey: formatHostPort(listen), allow: (raw.allow ?? []).map(rule) };
+    const listen = must(parseAdminAddress)(raw.listen);
+    return {
+      listen,
+      listenKey: formatEndpointAddress(listen),
+      allow: (raw.allow ?? []).map(rule),
+      mode: raw.mode === undefined ? 0o600 : Number.parseInt(String(raw.mode), 8),
+    };
   };
 
   return deepFreeze({

@@ -5,7 +5,9 @@ import type { ListenerConfig } from "../config/runtime.ts";
 import { type AddressMatcher, type ClientAddress, compileRules } from "./address-match.ts";
 import { compileSchedule, type Schedule } from "./schedule.ts";
 
-export type RefusalReason = "deny" | "allow" | "schedule" | "limit" | "proxy-header" | "route";
+/** What the policy itself refuses for; a PROXY header or a route are judged by their stages. */
+export type AdmissionReason = "deny" | "allow" | "schedule" | "limit";
+export type RefusalReason = AdmissionReason | "proxy-header" | "route";
 export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "deny",
   "allow",
@@ -17,7 +19,7 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
 
 export type Decision =
   | { readonly admit: true }
-  | { readonly admit: false; readonly reason: RefusalReason; readonly detail: string };
+  | { readonly admit: false; readonly reason: AdmissionReason; readonly detail: string };
 
 export interface OpenCounts {
   /** Open bridges on the listener. */
@@ -63,7 +65,7 @@ export function compilePolicy(config: ListenerConfig): Policy {
   };
 }
 
-function refuse(reason: RefusalReason, detail: string): Decision {
+function refuse(reason: AdmissionReason, detail: string): Decision {
   return { admit: false, reason, detail };
 }
 

@@ -16,6 +16,7 @@ export type EndReason =
   | "half-close-timeout"
   | "connect-failed"
   | "shutdown"
+  | "recheck"
   /** Refused after admission: no route for the client's ClientHello (refusal says why). */
   | "route";
 
@@ -61,7 +62,13 @@ export interface JoinedTarget {
 /** Keep-alive probes find peers that vanished without a FIN (a pulled cable, a dead NAT entry). */
 const KEEP_ALIVE_DELAY_MS = 60_000;
 
+let bridges = 0;
+
 export class Bridge {
+  /** Unique in this process: a plan names bridges by it. */
+  readonly id = ++bridges;
+  /** Epoch ms, for the age a plan shows. */
+  readonly openedAt = Date.now();
   readonly client: Socket;
   readonly clientAddress: string;
   readonly clientPort: number;
@@ -116,6 +123,11 @@ export class Bridge {
     this.keepAlive = true;
     this.client.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
     this.target?.socket.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
+  }
+
+  /** The target joined; undefined while the bridge is still routing or dialing. */
+  get targetKey(): string | undefined {
+    return this.target?.target;
   }
 
   /** Bytes carried so far: client → target (up) and target → client (down). */

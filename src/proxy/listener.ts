@@ -4,6 +4,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { HostPort } from "../config/address.ts";
 import type { ListenerConfig } from "../config/runtime.ts";
 import type { Logger } from "../log.ts";
+import type { OpenBridge } from "../plan/plan.ts";
 import { type ClientAddress, parseClientAddress } from "../policy/address-match.ts";
 import { compilePolicy, type Policy, REFUSAL_REASONS, type RefusalReason } from "../policy/admission.ts";
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
@@ -158,6 +159,44 @@ export class Listener {
 
   endAll(reason: EndReason): void {
     for (const bridge of [...this.bridges]) bridge.finish(reason);
+  }
+
+  /** The open bridges, as a reload plan sees them. */
+  openBridges(draining: boolean): OpenBridge[] {
+    return [...this.bridges].map((b) => {
+      const bytes = b.bytes();
+      return {
+        id: b.id,
+        listener: this.current.name,
+        client: b.clientAddress,
+        clientPort: b.clientPort,
+        target: b.targetKey,
+        startedAt: b.openedAt,
+        bytesUp: bytes.up,
+        bytesDown: bytes.down,
+        draining,
+      };
+    });
+  }
+
+  /** Ends the bridges with these ids; returns how many it ended. */
+  closeBridges(ids: ReadonlySet<number>, reason: EndReason): number {
+    let closed = 0;
+    for (const bridge of [...this.bridges]) {
+      if (!ids.has(bridge.id)) continue;
+      bridge.finish(reason);
+      closed++;
+    }
+    return closed;
+  }
+
+  /** recheck: once the schedule admits no new client, the open bridges end too. */
+  recheckSchedule(nowMs: number): void {
+    for (const bridge of [...this.bridges]) {
+      const client = parseClientAddress(bridge.clientAddress);
+      const decision = client && this.policy.decide(client, nowMs, { total: 0, fromClient: 0 });
+      if (decision && !decision.admit && decision.reason === "schedule") bridge.finish("recheck");
+    }
   }
 
   /**

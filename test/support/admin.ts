@@ -156,6 +156,16 @@ export async function status(port: number): Promise<StatusDoc> {
   return JSON.parse(reply.body) as StatusDoc;
 }
 
+export interface ReloadEntry {
+  at: string;
+  trigger: string;
+  outcome: string;
+  sha256: string;
+  summary: string;
+  changes: string[];
+  errors: string[];
+}
+
 /** The parts of GET /status the tests read. */
 export interface StatusDoc {
   version: string;
@@ -163,14 +173,8 @@ export interface StatusDoc {
   uptimeSeconds: number;
   state: string;
   config: { path: string | null; sha256: string | null };
-  lastReload: {
-    at: string;
-    trigger: string;
-    outcome: string;
-    sha256: string;
-    changes: string[];
-    errors: string[];
-  } | null;
+  lastReload: ReloadEntry | null;
+  reloads: ReloadEntry[];
   listeners: {
     name: string;
     listen: string;

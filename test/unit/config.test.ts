@@ -552,6 +552,7 @@ test("normalisation: built-in defaults fill every gap", () => {
         healthCheck: undefined,
         proxyProtocol: undefined,
         inspect: false,
+        recheck: false,
         acceptProxy: undefined,
       },
     ],

@@ -29,6 +29,7 @@ function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
     halfCloseTimeoutMs: 1000,
     healthCheck: undefined,
     proxyProtocol: undefined,
+    recheck: false,
     inspect: false,
     acceptProxy: undefined,
     ...overrides,
