@@ -70,14 +70,16 @@ async function gateFor(
   target: TaggedTarget,
   more: readonly string[] = [],
   timeout = "3s",
+  adminPort?: number,
 ): Promise<{ gate: TargetGate; port: number }> {
   const port = await freePort();
   const yaml = appConfig({
     listen: `127.0.0.1:${port}`,
     targets: [target],
     more: ["    acceptProxy:", `      from: [${BALANCER}]`, `      timeout: ${timeout}`, ...more],
+    adminPort,
   });
-  return { gate: c.add(await startTargetGate(yaml)), port };
+  return { gate: c.add(await startTargetGate(yaml, { adminPort })), port };
 }
 
 /** What the target received on its connection number i, once `length` bytes are in. */
@@ -209,7 +211,8 @@ describe("refused with reason proxy-header, nothing sent to a target", () => {
     const c = cleanup();
     t.after(() => c.run());
     const [a] = await targets(c, "a");
-    const { gate, port } = await gateFor(c, a);
+    const adminPort = await freePort();
+    const { gate, port } = await gateFor(c, a, [], "3s", adminPort);
     for (const bytes of ["GET / HTTP/1.1\r\nHost: x\r\n\r\n", `PROXY UNKNOWN ${"x".repeat(92)}\r\n`]) {
       const from = gate.logs.length;
       const sent = await send(port, [bytes]);
@@ -217,6 +220,13 @@ describe("refused with reason proxy-header, nothing sent to a target", () => {
       assert.equal((await refusalOf(gate, BALANCER, from)).reason, "proxy-header");
     }
     assert.equal(a.accepted(), 0);
+    // Counted like any refusal: in /status and in the metrics.
+    const status = (await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()) as {
+      listeners: { refused: Record<string, number> }[];
+    };
+    assert.equal(status.listeners[0]?.refused["proxy-header"], 2);
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    assert.match(metrics, /tcpgate_connections_refused_total\{listener="app",reason="proxy-header"\} 2/);
   });
 
   test(
