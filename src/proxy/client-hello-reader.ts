@@ -27,20 +27,19 @@ const HOST_NAME_BYTES = /^[A-Za-z0-9._-]{1,253}$/;
 const MORE: HelloResult = { state: "more" };
 
 export class ClientHelloReader {
-  /** Bytes received so far (a growing buffer, bounded). */
-  private bytes = Buffer.alloc(1024);
-  private length = 0;
+  /** Bytes received so far. */
+  private readonly received = new Bytes();
   /** Where the next record header starts. */
   private next = 0;
   /** Handshake bytes reassembled from the records read so far. */
-  private handshake = Buffer.alloc(0);
+  private readonly handshake = new Bytes();
   private result: HelloResult = MORE;
 
   /** Feeds the next piece; after "done" or "error" the reader takes nothing more. */
   push(chunk: Uint8Array): HelloResult {
     if (this.result.state !== "more") return this.result;
-    const room = MAX_CLIENT_HELLO_BYTES - this.length;
-    this.append(chunk.subarray(0, room));
+    const room = MAX_CLIENT_HELLO_BYTES - this.received.length;
+    this.received.append(chunk.subarray(0, room));
     this.result = this.records();
     if (this.result.state === "more" && chunk.length >= room) {
       this.result = error(`no complete ClientHello within ${MAX_CLIENT_HELLO_BYTES} bytes`);
@@ -48,31 +47,20 @@ export class ClientHelloReader {
     return this.result;
   }
 
-  private append(chunk: Uint8Array): void {
-    if (this.length + chunk.length > this.bytes.length) {
-      const grown = Buffer.alloc(
-        Math.min(MAX_CLIENT_HELLO_BYTES, Math.max(this.bytes.length * 2, this.length + chunk.length)),
-      );
-      this.bytes.copy(grown, 0, 0, this.length);
-      this.bytes = grown;
-    }
-    this.bytes.set(chunk, this.length);
-    this.length += chunk.length;
-  }
-
   /** Takes every complete record; judges a record header as soon as its bytes are in, so non-TLS fails fast. */
   private records(): HelloResult {
+    const bytes = this.received.view();
     for (;;) {
       const at = this.next;
-      const available = this.length - at;
-      if (available >= 1 && this.bytes[at] !== HANDSHAKE) return error("not a TLS handshake");
-      if (available >= 2 && this.bytes[at + 1] !== 0x03) return error("not a TLS handshake");
+      const available = bytes.length - at;
+      if (available >= 1 && bytes[at] !== HANDSHAKE) return error("not a TLS handshake");
+      if (available >= 2 && bytes[at + 1] !== 0x03) return error("not a TLS handshake");
       if (available < RECORD_HEADER) return MORE;
-      const fragment = this.bytes.readUInt16BE(at + 3);
+      const fragment = bytes.readUInt16BE(at + 3);
       if (fragment === 0 || fragment > MAX_FRAGMENT) return error(`TLS record of ${fragment} bytes`);
       if (available < RECORD_HEADER + fragment) return MORE;
       const start = at + RECORD_HEADER;
-      this.handshake = Buffer.concat([this.handshake, this.bytes.subarray(start, start + fragment)]);
+      this.handshake.append(bytes.subarray(start, start + fragment));
       this.next = start + fragment;
       const verdict = this.clientHello();
       if (verdict.state !== "more") return verdict;
@@ -80,7 +68,7 @@ export class ClientHelloReader {
   }
 
   private clientHello(): HelloResult {
-    const h = this.handshake;
+    const h = this.handshake.view();
     if (h.length >= 1 && h[0] !== CLIENT_HELLO) return error("the first handshake message is not a ClientHello");
     if (h.length < 4) return MORE;
     const length = h.readUIntBE(1, 3);
@@ -140,6 +128,27 @@ function hostName(data: Buffer): string | undefined | null {
     if (!HOST_NAME_BYTES.test(host)) return null;
   }
   return host;
+}
+
+/** A buffer that grows by doubling (bounded by what its owner appends), so pieces of any size cost O(n) in all. */
+class Bytes {
+  private buffer = Buffer.alloc(512);
+  length = 0;
+
+  append(chunk: Uint8Array): void {
+    if (this.length + chunk.length > this.buffer.length) {
+      const grown = Buffer.alloc(Math.max(this.buffer.length * 2, this.length + chunk.length));
+      this.buffer.copy(grown, 0, 0, this.length);
+      this.buffer = grown;
+    }
+    this.buffer.set(chunk, this.length);
+    this.length += chunk.length;
+  }
+
+  /** The bytes so far (valid until the next append). */
+  view(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
 }
 
 /** Reads big-endian fields; once a read runs past the end, failed stays true and reads return 0. */

@@ -59,7 +59,11 @@ describe("node:tls ClientHellos", () => {
   });
 
   test("split over several records, and over records and pieces at once", () => {
-    for (const size of [1, 7, 100]) {
+    // One byte a record: whole, and one byte at a time.
+    const bytewise = refragment(withName, 1);
+    assert.equal(name(read([bytewise])), "DB.Example.com");
+    assert.equal(name(read(cuts(bytewise)[0] as Uint8Array[])), "DB.Example.com");
+    for (const size of [7, 100]) {
       const split = refragment(withName, size);
       assert.ok(split.length > withName.length);
       for (const pieces of cuts(split)) assert.equal(name(read(pieces)), "DB.Example.com");
