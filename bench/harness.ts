@@ -18,6 +18,7 @@ import {
   killAllNow,
   memoryKiB,
   recordPidsIn,
+  runTool,
   stopAll,
   stopChild,
   waitForPort,
@@ -35,7 +36,7 @@ import { reloadUnderLoad } from "./lib/reload-under-load.ts";
 import { FIGURES, markdownTable, record, type Samples, summarise } from "./lib/report.ts";
 import { allowList, denyList } from "./lib/rule-lists.ts";
 
-const TESTS = ["bulk", "rate", "persistent", "idle", "admission", "reload"] as const;
+const TESTS = ["bulk", "rate", "persistent", "idle", "admission", "reload", "front"] as const;
 const ALL_PROXIES: ProxyName[] = ["direct", "tcpgate", "haproxy", "node-pipe"];
 
 function settings() {
@@ -271,6 +272,69 @@ async function admission(setup: ProxySetup, s: Settings, round: number, ports: {
   }
 }
 
+/** The listeners of the front-of-house test, and what the load writes to each. */
+const FRONT = {
+  plain: { prefix: "none", extra: "" },
+  proxy: { prefix: "proxy-v2", extra: "    acceptProxy: {from: [127.0.0.1]}" },
+  routes: { prefix: "none", extra: "    routes:\n      - sni: [bench.example.com]\n        targets: [127.0.0.1:ECHO]" },
+} as const;
+type FrontSide = keyof typeof FRONT;
+
+/** Connections a second through one listener: FRONT's load for `seconds`, from a process of its own. */
+async function frontLoad(port: number, side: FrontSide, seconds: number): Promise<{ rate: number; errors: number }> {
+  const script = join(process.cwd(), "bench", "front-load.mjs");
+  const args = [script, String(port), String(seconds), "16", FRONT[side].prefix, "bench.example.com"];
+  const run = await runTool(process.execPath, args, (seconds + 20) * 1000);
+  const result = JSON.parse(run.stdout.trim().split("\n").pop() ?? "{}") as { connections?: number; errors?: number };
+  if (result.connections === undefined) throw new Error(`front-load: ${run.stderr || run.stdout}`.slice(0, 300));
+  return { rate: result.connections / seconds, errors: result.errors ?? 0 };
+}
+
+/**
+ * The accept cost of acceptProxy (a PROXY v2 header read before admission) and of routes
+ * (the ClientHello peeked before the target is chosen) against a plain listener, each
+ * carrying the same ClientHello to the echo backend.
+ */
+async function front(setup: ProxySetup, s: Settings, round: number, ports: Record<FrontSide, number>) {
+  const sides = Object.keys(FRONT) as FrontSide[];
+  const yaml = tcpgateYaml(
+    sides.map((side) => ({
+      name: side,
+      listen: ports[side],
+      target: setup.backends.echo,
+      extra: FRONT[side].extra.replace("ECHO", String(setup.backends.echo)),
+    })),
+  );
+  const child = startTcpgateWith(setup, "tcpgate-front", yaml);
+  try {
+    await waitForPort(ports.plain, "tcpgate (front)", child, 60_000);
+    // Each side twice, the order reversed on the way back (and every other round).
+    const order = round % 2 ? [...sides].reverse() : sides;
+    const runs: Record<FrontSide, { rate: number; cpuUs: number }[]> = { plain: [], proxy: [], routes: [] };
+    for (const side of [...order, ...[...order].reverse()]) {
+      const { result, cpu } = await measured(child.pid, () => frontLoad(ports[side], side, s.seconds));
+      runs[side].push({ rate: result.rate, cpuUs: ((cpu ?? 0) / (result.rate * s.seconds)) * 1e6 });
+      if (result.errors > 0) note(`round ${round + 1}: front (${side}): ${result.errors} failed connections`);
+      say(`  tcpgate front, ${side}: ${result.rate.toFixed(0)} conn/s`);
+    }
+    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+    const rates = Object.fromEntries(sides.map((side) => [side, mean(runs[side].map((r) => r.rate))])) as Record<
+      FrontSide,
+      number
+    >;
+    for (const side of sides) {
+      record(samples, `fr.${side}.rps`, "tcpgate", rates[side]);
+      record(samples, `fr.${side}.cpu`, "tcpgate", mean(runs[side].map((r) => r.cpuUs)));
+    }
+    for (const side of ["proxy", "routes"] as const) {
+      if (rates.plain && rates[side])
+        record(samples, `fr.${side}.cost`, "tcpgate", (1 - rates[side] / rates.plain) * 100);
+    }
+  } finally {
+    await stopChild(child);
+  }
+}
+
 async function reload(setup: ProxySetup, s: Settings, round: number, ports: { steady: number; a: number; b: number }) {
   const movingPort = (i: number) => (i % 2 === 0 ? ports.a : ports.b);
   const render = (i: number) =>
@@ -394,6 +458,7 @@ async function main(): Promise<void> {
     idle: [],
     admission: ["wrk", "nginx"],
     reload: [],
+    front: [],
   };
   const tests = s.tests.filter((t) => {
     const missing = (need[t] ?? []).filter((tool) => !tools.has(tool));
@@ -403,7 +468,7 @@ async function main(): Promise<void> {
   if (tests.includes("persistent") && !tools.has("redis-benchmark"))
     note("redis-benchmark not installed: no redis rows");
 
-  const [iperf, http, redis, echo, ...rest] = await freePorts(4 + 3 * 4 + 2 + 3);
+  const [iperf, http, redis, echo, ...rest] = await freePorts(4 + 3 * 4 + 2 + 3 + 3);
   const take = (): number => {
     const port = rest.shift();
     if (port === undefined) throw new Error("out of ports");
@@ -420,6 +485,7 @@ async function main(): Promise<void> {
   };
   const admissionPorts = { open: take(), ruled: take() };
   const reloadPorts = { steady: take(), a: take(), b: take() };
+  const frontPorts = { plain: take(), proxy: take(), routes: take() };
 
   say(`backends on 127.0.0.1: ${JSON.stringify(backends)}`);
   await startBackends(dir, backends, tools);
@@ -429,11 +495,12 @@ async function main(): Promise<void> {
     say(`round ${round + 1}/${s.rounds}: ${order.join(", ")}`);
     for (const test of tests) {
       if (stopping) break;
-      if (test === "admission" || test === "reload") {
+      if (test === "admission" || test === "reload" || test === "front") {
         if (!proxies.includes("tcpgate")) continue;
         say(`round ${round + 1}: ${test}`);
         if (test === "admission")
           await attempt(`round ${round + 1} admission`, () => admission(setup, s, round, admissionPorts));
+        else if (test === "front") await attempt(`round ${round + 1} front`, () => front(setup, s, round, frontPorts));
         else await attempt(`round ${round + 1} reload`, () => reload(setup, s, round, reloadPorts));
         continue;
       }

@@ -115,13 +115,16 @@ export class Gateway {
         },
         ruleHits: () => l.ruleHits(),
         config: l.config,
-        targets: l.targets.map((t) => ({
-          key: t.config.key,
-          up: t.up,
-          open: t.open,
-          connectFailures: t.connectFailures,
-          lastError: t.lastError,
-        })),
+        targets: l.pools.flatMap(({ route, targets }) =>
+          targets.map((t) => ({
+            route,
+            key: t.config.key,
+            up: t.up,
+            open: t.open,
+            connectFailures: t.connectFailures,
+            lastError: t.lastError,
+          })),
+        ),
       };
     };
     return [

@@ -70,6 +70,32 @@ export const FIGURES: FigureSpec[] = [
   f("rl.refused", "6 reload", "refused", "count", "0", 0, "sum", false),
   f("rl.reset", "6 reload", "reset or closed early", "count", "0", 0, "sum", false),
   f("rl.failed", "6 reload", "timed out or other error", "count", "0", 0, "sum", false),
+  f(
+    "fr.plain.rps",
+    "7 front of house",
+    "accept rate, plain listener (a ClientHello, echoed)",
+    "conn/s",
+    "↑",
+    0,
+    "median",
+    false,
+  ),
+  f(
+    "fr.proxy.rps",
+    "7 front of house",
+    "accept rate, acceptProxy (PROXY v2 header first)",
+    "conn/s",
+    "↑",
+    0,
+    "median",
+    false,
+  ),
+  f("fr.routes.rps", "7 front of house", "accept rate, routes (ClientHello peeked)", "conn/s", "↑", 0, "median", false),
+  f("fr.proxy.cost", "7 front of house", "cost of acceptProxy (1 − with/plain)", "%", "↓", 1, "median", false),
+  f("fr.routes.cost", "7 front of house", "cost of routes (1 − with/plain)", "%", "↓", 1, "median", false),
+  f("fr.plain.cpu", "7 front of house", "tcpgate CPU per connection, plain", "µs", "↓", 1, "median", false),
+  f("fr.proxy.cpu", "7 front of house", "tcpgate CPU per connection, acceptProxy", "µs", "↓", 1, "median", false),
+  f("fr.routes.cpu", "7 front of house", "tcpgate CPU per connection, routes", "µs", "↓", 1, "median", false),
 ];
 
 export type Samples = Record<string, Partial<Record<ProxyName, number[]>>>;

@@ -5,10 +5,16 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import { RULE_LISTS } from "../policy/address-match.ts";
 import { REFUSAL_REASONS } from "../policy/admission.ts";
 import type { BridgeEnd } from "../proxy/bridge.ts";
-import type { GatewayView } from "./view.ts";
+import type { GatewayView, TargetView } from "./view.ts";
 
 type Sample = [labels: Record<string, string>, value: number];
 const sample = (labels: Record<string, string>, value: number): Sample => [labels, value];
+/** A route's targets carry its label; a listener's own have none (Prometheus: an empty label is no label). */
+const targetLabels = (listener: string, t: TargetView) => ({
+  listener,
+  ...(t.route !== undefined && { route: t.route }),
+  target: t.key,
+});
 
 export interface Metrics {
   readonly registry: Registry;
@@ -73,7 +79,7 @@ export function createMetrics(view: GatewayView): Metrics {
   );
   counterFrom(
     "tcpgate_connections_refused_total",
-    "Client connections refused by admission, by reason (deny, allow, schedule, limit).",
+    "Client connections refused, by reason (deny, allow, schedule, limit, proxy-header, route).",
     ["listener", "reason"],
     () =>
       view
@@ -118,19 +124,15 @@ export function createMetrics(view: GatewayView): Metrics {
   gaugeFrom(
     "tcpgate_target_up",
     "1 when the target is considered up, 0 when down.",
-    ["listener", "target"],
-    () =>
-      view.listeners().flatMap((l) => l.targets.map((t) => sample({ listener: l.name, target: t.key }, t.up ? 1 : 0))),
+    ["listener", "route", "target"],
+    () => view.listeners().flatMap((l) => l.targets.map((t) => sample(targetLabels(l.name, t), t.up ? 1 : 0))),
     "first",
   );
   counterFrom(
     "tcpgate_target_connect_failures_total",
     "Failed connection attempts to a target (refused, timed out, unreachable).",
-    ["listener", "target"],
-    () =>
-      view
-        .listeners()
-        .flatMap((l) => l.targets.map((t) => sample({ listener: l.name, target: t.key }, t.connectFailures))),
+    ["listener", "route", "target"],
+    () => view.listeners().flatMap((l) => l.targets.map((t) => sample(targetLabels(l.name, t), t.connectFailures))),
   );
   counterFrom("tcpgate_reloads_total", "Config reloads by outcome (applied, rejected, unchanged).", ["outcome"], () =>
     Object.entries(view.reloads()).map(([outcome, count]) => sample({ outcome }, count)),

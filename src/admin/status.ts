@@ -34,6 +34,7 @@ export function buildStatus(view: GatewayView, context: StatusContext, now = Dat
     rules: rulesSummary(l.config, l.ruleHits()),
     balance: l.config.balance,
     targets: l.targets.map((t) => ({
+      ...(t.route !== undefined && { route: t.route }),
       address: t.key,
       state: t.up ? "up" : "down",
       openBridges: t.open,

@@ -31,6 +31,16 @@ interface ListenerParts {
   readonly targets: readonly (HostPort | undefined)[];
   readonly allow: unknown;
   readonly deny: unknown;
+  readonly routes: unknown;
+  readonly acceptProxyFrom: unknown;
+}
+
+/** A target list's addresses by index; undefined for an entry whose address does not parse. */
+function targetAddresses(list: unknown): (HostPort | undefined)[] {
+  return listAt(list).map((t) => {
+    const address = isMap(t) ? t.address : t;
+    return typeof address === "string" ? parsedOrUndefined(parseTargetAddress(address)) : undefined;
+  });
 }
 
 function listenerParts(data: unknown): ListenerParts[] {
@@ -42,12 +52,11 @@ function listenerParts(data: unknown): ListenerParts[] {
       name: name.success ? name.data : undefined,
       listen: typeof raw.listen === "string" ? parsedOrUndefined(parseListenAddress(raw.listen)) : undefined,
       listenText: String(raw.listen),
-      targets: listAt(raw.targets).map((t) => {
-        const address = isMap(t) ? t.address : t;
-        return typeof address === "string" ? parsedOrUndefined(parseTargetAddress(address)) : undefined;
-      }),
+      targets: targetAddresses(raw.targets),
       allow: raw.allow,
       deny: raw.deny,
+      routes: raw.routes,
+      acceptProxyFrom: isMap(raw.acceptProxy) ? raw.acceptProxy.from : undefined,
     };
   });
 }
@@ -69,6 +78,7 @@ export function crossFieldIssues(data: unknown): SourceIssue[] {
     ...nameIssues(listeners),
     ...addressIssues(listeners),
     ...adminAddressIssues(data, listeners),
+    ...requiredTargetIssues(data),
     ...listeners.flatMap((l, index) => targetIssues(l, index)),
     ...protoAclIssues(data),
   ];
@@ -77,7 +87,10 @@ export function crossFieldIssues(data: unknown): SourceIssue[] {
       for (const list of ["allow", "deny"] as const) {
         issues.push(...aclReferenceIssues(l[list], ["listeners", index, list], acls));
       }
+      issues.push(...aclReferenceIssues(l.acceptProxyFrom, ["listeners", index, "acceptProxy", "from"], acls));
     });
+    if (isMap(data) && isMap(data.defaults) && isMap(data.defaults.acceptProxy))
+      issues.push(...aclReferenceIssues(data.defaults.acceptProxy.from, ["defaults", "acceptProxy", "from"], acls));
     if (isMap(data) && isMap(data.admin))
       issues.push(...aclReferenceIssues(data.admin.allow, ["admin", "allow"], acls));
   }
@@ -158,17 +171,60 @@ function clashMessage(address: HostPort, clash: Bound, written: string): string 
   return `${shown} overlaps ${theirs} of ${other}: a wildcard address covers every address on its port`;
 }
 
+/** A listener needs targets, routes or both: judged on the raw file, so it is said however broken the rest is. */
+function requiredTargetIssues(data: unknown): SourceIssue[] {
+  if (!isMap(data)) return [];
+  return listAt(data.listeners).flatMap((l, index) =>
+    isMap(l) && l.targets === undefined && l.routes === undefined
+      ? [{ path: ["listeners", index, "targets"], message: "is required (or routes, or both)" }]
+      : [],
+  );
+}
+
+/** No target twice in one list; no server name in two routes. */
 function targetIssues(l: ListenerParts, index: number): SourceIssue[] {
+  const at: Path = ["listeners", index];
+  return [
+    ...duplicateTargets(l.targets, [...at, "targets"]),
+    ...listAt(l.routes).flatMap((r, i) =>
+      isMap(r) ? duplicateTargets(targetAddresses(r.targets), [...at, "routes", i, "targets"]) : [],
+    ),
+    ...duplicateNames(l.routes, at),
+  ];
+}
+
+/** A name in a later route than the first to list it could never be reached: first match wins. */
+function duplicateNames(routes: unknown, at: Path): SourceIssue[] {
+  const issues: SourceIssue[] = [];
+  const first = new Map<string, number>();
+  listAt(routes).forEach((r, i) => {
+    if (!isMap(r)) return;
+    listAt(r.sni).forEach((name, j) => {
+      if (typeof name !== "string") return;
+      const lower = name.toLowerCase();
+      const earlier = first.get(lower);
+      if (earlier === undefined) first.set(lower, i);
+      else
+        issues.push({
+          path: [...at, "routes", i, "sni", j],
+          message: `${name} is already taken by routes[${earlier}] (the first match wins)`,
+        });
+    });
+  });
+  return issues;
+}
+
+function duplicateTargets(targets: readonly (HostPort | undefined)[], path: Path): SourceIssue[] {
   const issues: SourceIssue[] = [];
   const seen = new Map<string, number>();
-  l.targets.forEach((t, i) => {
+  targets.forEach((t, i) => {
     if (!t) return;
     const key = formatHostPort(t);
     const first = seen.get(key);
     if (first === undefined) seen.set(key, i);
     else
       issues.push({
-        path: ["listeners", index, "targets", i],
+        path: [...path, i],
         message: `${key} is already targets[${first}] (give it a weight instead of listing it twice)`,
       });
   });

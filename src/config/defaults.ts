@@ -6,6 +6,7 @@ export const BUILT_IN_DEFAULTS = {
   connectTimeoutMs: 5_000,
   idleTimeoutMs: 15 * 60_000,
   halfCloseTimeoutMs: 60_000,
+  acceptProxyTimeoutMs: 3_000,
   shutdownTimeoutMs: 30_000,
   logLevel: "info" as (typeof LOG_LEVELS)[number],
   balance: "round-robin" as (typeof BALANCE)[number],

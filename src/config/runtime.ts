@@ -13,7 +13,7 @@ import {
 import { type EndpointAddress, formatEndpointAddress, parseAdminAddress } from "./admin-address.ts";
 import { BUILT_IN_DEFAULTS } from "./defaults.ts";
 import { parseDuration } from "./duration.ts";
-import type { BALANCE, LOG_LEVELS, RawConfig, RawListener, RawTarget } from "./schema.ts";
+import type { BALANCE, LOG_LEVELS, RawConfig, RawListener, RawRoute, RawTarget } from "./schema.ts";
 import { DAYS, isAclReference } from "./schema.ts";
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -51,12 +51,27 @@ export interface HealthCheck {
   readonly rise: number;
 }
 
+/** A route: clients whose TLS server name matches go to its own targets. */
+export interface RouteConfig {
+  /** Names as written; "*." stands for exactly one label. */
+  readonly sni: readonly string[];
+  /** The names joined by ","; the route's identity across reloads and its label in logs and metrics. */
+  readonly key: string;
+  readonly targets: readonly TargetConfig[];
+  readonly balance: Balance;
+  readonly healthCheck: HealthCheck | undefined;
+  readonly proxyProtocol: "v1" | "v2" | undefined;
+}
+
 export interface ListenerConfig {
   readonly name: string;
   readonly listen: HostPort;
   /** The listen address in canonical text form. */
   readonly listenKey: string;
+  /** Empty only with routes: then clients that no route takes are refused. */
   readonly targets: readonly TargetConfig[];
+  /** Routes by TLS server name, in order; empty when the listener does not route. */
+  readonly routes: readonly RouteConfig[];
   readonly balance: Balance;
   readonly allow: readonly Rule[];
   readonly deny: readonly Rule[];
@@ -72,6 +87,8 @@ export interface ListenerConfig {
   readonly inspect: boolean;
   /** Hold open bridges to the current deny, allow and schedule. */
   readonly recheck: boolean;
+  /** Peers that must send a PROXY header, and how long they have for it. */
+  readonly acceptProxy: { readonly from: readonly Rule[]; readonly timeoutMs: number } | undefined;
 }
 
 export interface AdminConfig {
@@ -103,14 +120,36 @@ export function normalise(raw: RawConfig): RuntimeConfig {
     value === undefined ? fallback : must(parseDuration)(value);
   const optionalMs = (value: string | undefined) => (value === undefined ? undefined : must(parseDuration)(value));
 
+  const acceptProxy = (raw: RawListener["acceptProxy"]): ListenerConfig["acceptProxy"] =>
+    raw && { from: raw.from.map(rule), timeoutMs: ms(raw.timeout, BUILT_IN_DEFAULTS.acceptProxyTimeoutMs) };
+
+  const healthCheck = (raw: RawListener["healthCheck"]): HealthCheck | undefined =>
+    raw && {
+      intervalMs: ms(raw.interval, BUILT_IN_DEFAULTS.healthCheck.intervalMs),
+      timeoutMs: ms(raw.timeout, BUILT_IN_DEFAULTS.healthCheck.timeoutMs),
+      fall: raw.fall ?? BUILT_IN_DEFAULTS.healthCheck.fall,
+      rise: raw.rise ?? BUILT_IN_DEFAULTS.healthCheck.rise,
+    };
+
   const listener = (l: RawListener): ListenerConfig => {
     const listen = must(parseListenAddress)(l.listen);
+    const balance = l.balance ?? BUILT_IN_DEFAULTS.balance;
+    // What a route leaves out it takes from its listener.
+    const route = (r: RawRoute): RouteConfig => ({
+      sni: r.sni,
+      key: r.sni.join(","),
+      targets: r.targets.map(targetConfig),
+      balance: r.balance ?? balance,
+      healthCheck: healthCheck(r.healthCheck ?? l.healthCheck),
+      proxyProtocol: r.proxyProtocol ?? l.proxyProtocol,
+    });
     return {
       name: l.name,
       listen,
       listenKey: formatHostPort(listen),
-      targets: l.targets.map(targetConfig),
-      balance: l.balance ?? BUILT_IN_DEFAULTS.balance,
+      targets: (l.targets ?? []).map(targetConfig),
+      routes: (l.routes ?? []).map(route),
+      balance,
       allow: (l.allow ?? []).map(rule),
       deny: (l.deny ?? []).map(rule),
       schedule: l.schedule && {
@@ -123,15 +162,11 @@ export function normalise(raw: RawConfig): RuntimeConfig {
       idleTimeoutMs: ms(l.idleTimeout ?? defaults.idleTimeout, BUILT_IN_DEFAULTS.idleTimeoutMs),
       maxDurationMs: optionalMs(l.maxDuration ?? defaults.maxDuration),
       halfCloseTimeoutMs: ms(l.halfCloseTimeout ?? defaults.halfCloseTimeout, BUILT_IN_DEFAULTS.halfCloseTimeoutMs),
-      healthCheck: l.healthCheck && {
-        intervalMs: ms(l.healthCheck.interval, BUILT_IN_DEFAULTS.healthCheck.intervalMs),
-        timeoutMs: ms(l.healthCheck.timeout, BUILT_IN_DEFAULTS.healthCheck.timeoutMs),
-        fall: l.healthCheck.fall ?? BUILT_IN_DEFAULTS.healthCheck.fall,
-        rise: l.healthCheck.rise ?? BUILT_IN_DEFAULTS.healthCheck.rise,
-      },
+      healthCheck: healthCheck(l.healthCheck),
       proxyProtocol: l.proxyProtocol,
       inspect: l.inspect ?? false,
       recheck: l.recheck ?? defaults.recheck ?? false,
+      acceptProxy: acceptProxy(l.acceptProxy ?? defaults.acceptProxy),
     };
   };
 

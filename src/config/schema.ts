@@ -152,6 +152,18 @@ const healthCheck = z
   })
   .strict();
 
+const acceptProxy = z
+  .object({
+    from: z
+      .array(ruleEntry)
+      .min(1)
+      .meta(about("The load balancers that send a PROXY header: CIDRs, addresses or acl names, never wider.")),
+    timeout: duration
+      .optional()
+      .meta(about("The header must arrive within this.", BUILT_IN_DEFAULTS.acceptProxyTimeoutMs)),
+  })
+  .strict();
+
 /** Settings a listener inherits from `defaults` unless it sets its own. */
 const inheritable = {
   connectTimeout: duration
@@ -176,9 +188,50 @@ const inheritable = {
         "true: a reload closes open bridges the new deny, allow or schedule would refuse, and the end of the last admitting window closes the rest. Default false.",
       ),
     ),
+  acceptProxy: acceptProxy
+    .optional()
+    .meta(
+      about(
+        "Peers in `from` must start with a PROXY v1 or v2 header; its source is then the client. Others are clients themselves.",
+      ),
+    ),
 };
 
 export const BALANCE = ["round-robin", "least-connections", "random", "source-hash"] as const;
+
+const balance = z
+  .enum(BALANCE)
+  .optional()
+  .meta(about(`How new bridges are spread over the targets. Default ${BUILT_IN_DEFAULTS.balance}.`));
+const targets = z.array(target).min(1).meta(about('One or more: "host:port" or {address, weight}.'));
+const healthCheckKey = healthCheck.optional().meta(about("Active checks: a TCP connect to each target."));
+const proxyProtocol = z
+  .enum(["v1", "v2"])
+  .optional()
+  .meta(about("Send a PROXY protocol header of this version to the target."));
+
+/** A DNS name (labels of letters, digits, '-' and '_'), optionally "*." for exactly one more label. */
+export const SERVER_NAME =
+  /^(?:\*\.)?(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+
+const serverName = z
+  .string()
+  .max(253)
+  .regex(SERVER_NAME, {
+    error: (issue) =>
+      `"${String(issue.input)}" is not a server name (a DNS name, or "*." and a name for exactly one more label)`,
+  })
+  .meta({ description: 'A TLS server name: "db.example.com", or "*.example.com" for exactly one more label.' });
+
+const route = z
+  .object({
+    sni: z.array(serverName).min(1).meta(about("Server names this route takes; case-insensitive.")),
+    targets,
+    balance,
+    healthCheck: healthCheckKey,
+    proxyProtocol,
+  })
+  .strict();
 
 export const listenerSchema = z
   .object({
@@ -189,23 +242,30 @@ export const listenerSchema = z
       })
       .meta(about("Unique; the identity of the listener across reloads.")),
     listen: listenAddress,
-    targets: z.array(target).min(1).meta(about('One or more: "host:port" or {address, weight}.')),
-    balance: z
-      .enum(BALANCE)
+    targets: targets
       .optional()
-      .meta(about(`How new bridges are spread over the targets. Default ${BUILT_IN_DEFAULTS.balance}.`)),
+      .meta(about('One or more: "host:port" or {address, weight}. With routes: for clients no route takes.')),
+    routes: z
+      .array(route)
+      .min(1)
+      .optional()
+      .meta(
+        about(
+          "Route TLS clients by the server name in their ClientHello (not decrypted); the first match wins. Keys left out come from the listener.",
+        ),
+      ),
+    balance,
     allow: ruleList.optional().meta(about("When present and non-empty, clients outside every entry are refused.")),
     deny: ruleList.optional().meta(about("Clients inside any entry are refused (checked before allow).")),
     schedule: schedule.optional().meta(about("When new connections are admitted. Default: always.")),
     ...inheritable,
-    healthCheck: healthCheck.optional().meta(about("Active checks: a TCP connect to each target.")),
-    proxyProtocol: z
-      .enum(["v1", "v2"])
-      .optional()
-      .meta(about("Send a PROXY protocol header of this version to the target.")),
+    healthCheck: healthCheckKey,
+    proxyProtocol,
     inspect: z.boolean().optional().meta(about("true: log a bounded preview of each chunk at trace level.")),
   })
-  .strict();
+  .strict()
+  // Checked at load by checks.ts (so it is said however broken the rest is); stated here for editors.
+  .meta({ anyOf: [{ required: ["targets"] }, { required: ["routes"] }] });
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error"] as const;
 
@@ -275,3 +335,4 @@ export const configSchema = z
 export type RawConfig = z.infer<typeof configSchema>;
 export type RawListener = z.infer<typeof listenerSchema>;
 export type RawTarget = z.infer<typeof target>;
+export type RawRoute = z.infer<typeof route>;

@@ -1,7 +1,7 @@
 // The short description `tcpgate --check` prints of a valid config.
 import { count } from "./describe.ts";
 import { formatDuration } from "./duration.ts";
-import type { ListenerConfig, Rule, RuntimeConfig } from "./runtime.ts";
+import type { ListenerConfig, Rule, RuntimeConfig, TargetConfig } from "./runtime.ts";
 import { isAclReference } from "./schema.ts";
 
 export function summarise(config: RuntimeConfig, file: string): string {
@@ -11,12 +11,17 @@ export function summarise(config: RuntimeConfig, file: string): string {
   return lines.join("\n");
 }
 
+const targetList = (targets: readonly TargetConfig[]) =>
+  targets.map((t) => (t.weight === 1 ? t.key : `${t.key} (weight ${t.weight})`)).join(", ");
+
 function listenerLines(l: ListenerConfig): string[] {
-  const targets = l.targets.map((t) => (t.weight === 1 ? t.key : `${t.key} (weight ${t.weight})`));
+  const targets = l.targets.length > 0 ? targetList(l.targets) : "no default targets";
   const lines = [
-    `  ${l.name}: ${l.listenKey} -> ${targets.join(", ")} [${l.balance}]`,
+    `  ${l.name}: ${l.listenKey} -> ${targets} [${l.balance}]`,
+    ...l.routes.map((r) => `    route ${r.sni.join(", ")} -> ${targetList(r.targets)} [${r.balance}]`),
     `    timeouts: connect ${formatDuration(l.connectTimeoutMs)}, idle ${formatDuration(l.idleTimeoutMs)}, half-close ${formatDuration(l.halfCloseTimeoutMs)}, max duration ${l.maxDurationMs === undefined ? "none" : formatDuration(l.maxDurationMs)}`,
   ];
+  if (l.acceptProxy) lines.push(`    PROXY header from: ${rules(l.acceptProxy.from)}`);
   if (l.deny.length > 0) lines.push(`    deny: ${rules(l.deny)}`);
   if (l.allow.length > 0) lines.push(`    allow: ${rules(l.allow)}`);
   if (l.schedule) {

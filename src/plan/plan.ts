@@ -110,7 +110,8 @@ export function planReload(
       removedListenerBridges.push(affected);
       continue;
     }
-    if (bridge.target !== undefined && !config.targets.some((t) => t.key === bridge.target)) {
+    const targets = [...config.targets, ...config.routes.flatMap((r) => r.targets)];
+    if (bridge.target !== undefined && !targets.some((t) => t.key === bridge.target)) {
       removedTargetBridges.push(affected);
     }
     let policy = policies.get(config.name);

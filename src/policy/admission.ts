@@ -1,11 +1,21 @@
 // Who may connect, in the contract's order: deny, allow, schedule, limits. Pure: the
-// caller supplies the client, the time and the counts of open bridges.
+// caller supplies the client (a PROXY header's source when one was read), the time and
+// the counts of open bridges.
 import type { ListenerConfig } from "../config/runtime.ts";
 import { type AddressMatcher, type ClientAddress, compileRules, type Match } from "./address-match.ts";
 import { compileSchedule, type Schedule } from "./schedule.ts";
 
-export type RefusalReason = "deny" | "allow" | "schedule" | "limit";
-export const REFUSAL_REASONS: readonly RefusalReason[] = ["deny", "allow", "schedule", "limit"];
+/** What the policy itself refuses for; a PROXY header or a route are judged by their stages. */
+export type AdmissionReason = "deny" | "allow" | "schedule" | "limit";
+export type RefusalReason = AdmissionReason | "proxy-header" | "route";
+export const REFUSAL_REASONS: readonly RefusalReason[] = [
+  "deny",
+  "allow",
+  "schedule",
+  "limit",
+  "proxy-header",
+  "route",
+];
 
 /**
  * `entry` is the allow or deny entry that decided its step, for the hit counters: the
@@ -16,7 +26,7 @@ export type Decision =
   | { readonly admit: true; readonly entry: Match | undefined }
   | {
       readonly admit: false;
-      readonly reason: RefusalReason;
+      readonly reason: AdmissionReason;
       readonly detail: string;
       readonly entry: Match | undefined;
     };
@@ -29,7 +39,10 @@ export interface OpenCounts {
 }
 
 export interface Policy {
-  decide(client: ClientAddress, nowMs: number, open: OpenCounts): Decision;
+  /** trusted: a load balancer's own connection (PROXY v2 LOCAL), held to the limits only. */
+  decide(client: ClientAddress, nowMs: number, open: OpenCounts, trusted?: boolean): Decision;
+  /** Whether acceptProxy names this peer: its connection must start with a PROXY header. */
+  sendsProxyHeader(peer: ClientAddress): boolean;
   /** The compiled lists and schedule decide() asks: explain reads the same ones. */
   readonly deny: AddressMatcher | undefined;
   readonly allow: AddressMatcher | undefined;
@@ -56,20 +69,24 @@ export function compilePolicy(config: ListenerConfig): Policy {
   const allow: AddressMatcher | undefined = config.allow.length > 0 ? compileRules(config.allow, "allow") : undefined;
   const schedule: Schedule | undefined =
     config.schedule && compileSchedule(config.schedule.timezone, config.schedule.windows);
+  const proxyFrom: AddressMatcher | undefined = config.acceptProxy && compileRules(config.acceptProxy.from, "allow");
   const { maxConnections, maxConnectionsPerClient } = config;
   return {
     deny,
     allow,
     schedule,
-    decide(client, nowMs, open) {
-      const denied = deny?.match(client);
-      if (denied) return refuse("deny", describeMatch(denied), denied);
+    sendsProxyHeader: (peer) => proxyFrom?.match(peer) !== undefined,
+    decide(client, nowMs, open, trusted = false) {
       let allowed: Match | undefined;
-      if (allow) {
-        allowed = allow.match(client);
-        if (!allowed) return refuse("allow", "no allow entry matches", undefined);
+      if (!trusted) {
+        const denied = deny?.match(client);
+        if (denied) return refuse("deny", describeMatch(denied), denied);
+        if (allow) {
+          allowed = allow.match(client);
+          if (!allowed) return refuse("allow", "no allow entry matches", undefined);
+        }
+        if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window", allowed);
       }
-      if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window", allowed);
       if (maxConnections !== undefined && open.total >= maxConnections) {
         return refuse("limit", `maxConnections ${maxConnections} reached`, allowed);
       }
@@ -81,7 +98,7 @@ export function compilePolicy(config: ListenerConfig): Policy {
   };
 }
 
-function refuse(reason: RefusalReason, detail: string, entry: Match | undefined): Decision {
+function refuse(reason: AdmissionReason, detail: string, entry: Match | undefined): Decision {
   return { admit: false, reason, detail, entry };
 }
 

@@ -1,10 +1,10 @@
 // A bridge joins one client socket to one target socket: bytes flow both ways in order,
 // a FIN is passed on as a FIN, a reset as a reset, and a slow reader slows the writer.
-import { connect, type Socket } from "node:net";
+// It exists from admission on (it holds the client's slot); what happens before the
+// target is joined (reading a ClientHello, dialing) is done by others, who watch signal.
+import type { Socket } from "node:net";
 import type { ListenerConfig } from "../config/runtime.ts";
 import type { Inspector } from "./inspect.ts";
-import { proxyHeaderV1, proxyHeaderV2 } from "./proxy-protocol.ts";
-import type { TargetPool, TargetState } from "./target-pool.ts";
 
 export type EndReason =
   | "client-closed"
@@ -16,7 +16,9 @@ export type EndReason =
   | "half-close-timeout"
   | "connect-failed"
   | "shutdown"
-  | "recheck";
+  | "recheck"
+  /** Refused after admission: no route for the client's ClientHello (refusal says why). */
+  | "route";
 
 export interface BridgeEnd {
   readonly listener: string;
@@ -32,12 +34,30 @@ export interface BridgeEnd {
   readonly reason: EndReason;
   /** Error codes behind the reason: the reset's, or each failed connect attempt's. */
   readonly errors: readonly string[];
+  /** Why a "route" end was refused. */
+  readonly refusal?: string;
 }
 
-export type BridgeSettings = Pick<
-  ListenerConfig,
-  "name" | "connectTimeoutMs" | "idleTimeoutMs" | "maxDurationMs" | "halfCloseTimeoutMs" | "proxyProtocol"
->;
+export type BridgeSettings = Pick<ListenerConfig, "name" | "idleTimeoutMs" | "maxDurationMs" | "halfCloseTimeoutMs">;
+
+/** The client as admission saw it: the PROXY header's source when one was read, else the peer. */
+export interface BridgeClient {
+  /** IPv4-mapped addresses unmapped. */
+  readonly address: string;
+  readonly port: number;
+  /** Bytes of a PROXY header read from the client: not carried, so not counted as carried. */
+  readonly headerBytes: number;
+}
+
+/** The target side, as a pool's dial hands it over. */
+export interface JoinedTarget {
+  readonly socket: Socket;
+  readonly target: string;
+  /** Gives back the pool's count for the target. */
+  readonly release: () => void;
+  /** Failed attempts before this target was reached (failover), for the access log. */
+  readonly errors: readonly string[];
+}
 
 /** Keep-alive probes find peers that vanished without a FIN (a pulled cable, a dead NAT entry). */
 const KEEP_ALIVE_DELAY_MS = 60_000;
@@ -52,39 +72,45 @@ export class Bridge {
   readonly client: Socket;
   readonly clientAddress: string;
   readonly clientPort: number;
+  private readonly headerBytes: number;
   private readonly startedAt = performance.now();
-  private target: Socket | undefined;
-  private targetState: TargetState | undefined;
-  /** The target whose count this bridge holds: the one it is connecting to or joined. */
-  private holding: TargetState | undefined;
-  private readonly tried = new Set<TargetState>();
+  /** Aborted when the bridge ends: whatever works towards joining it stops. */
+  private readonly ended = new AbortController();
+  private target: JoinedTarget | undefined;
   private readonly errors: string[] = [];
   private firstEnd: EndReason | undefined;
+  private refusal: string | undefined;
   private clientClosed = false;
   private targetClosed = false;
   private finished = false;
-  private pending: Socket | undefined;
   private durationTimer: NodeJS.Timeout | undefined;
   private keepAlive = false;
 
-  /** clientAddress: the client as admission saw it (IPv4-mapped addresses unmapped). */
   constructor(
     client: Socket,
-    clientAddress: string,
+    who: BridgeClient,
     private readonly settings: BridgeSettings,
     private readonly onEnd: (end: BridgeEnd, bridge: Bridge) => void,
     private readonly inspector?: Inspector,
   ) {
     this.client = client;
-    this.clientAddress = clientAddress;
-    // remotePort is gone once the socket is destroyed: read it now.
-    this.clientPort = client.remotePort ?? 0;
+    this.clientAddress = who.address;
+    this.clientPort = who.port;
+    this.headerBytes = who.headerBytes;
     client.on("error", (error) => this.onSocketError("client", error));
     client.on("close", () => {
       this.clientClosed = true;
       if (this.target) this.maybeFinish();
       else this.finish(this.firstEnd ?? "client-closed");
     });
+  }
+
+  get signal(): AbortSignal {
+    return this.ended.signal;
+  }
+
+  get done(): boolean {
+    return this.finished;
   }
 
   /**
@@ -96,83 +122,35 @@ export class Bridge {
     if (this.finished || this.keepAlive) return;
     this.keepAlive = true;
     this.client.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
-    this.target?.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
+    this.target?.socket.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
   }
 
-  /** The target joined, or being connected to. */
+  /** The target joined; undefined while the bridge is still routing or dialing. */
   get targetKey(): string | undefined {
-    return (this.targetState ?? this.holding)?.config.key;
+    return this.target?.target;
   }
 
   /** Bytes carried so far: client → target (up) and target → client (down). */
   bytes(): { up: number; down: number } {
-    return { up: this.client.bytesRead, down: this.target?.bytesRead ?? 0 };
+    return { up: this.bytesUp(), down: this.target?.socket.bytesRead ?? 0 };
   }
 
-  /**
-   * Opens the target side, trying each target at most once in the pool's order.
-   * clientKey is the client's address, for source-hash balancing.
-   */
-  connect(pool: TargetPool, clientKey: string): void {
-    if (this.finished) return;
-    const candidate = pool.next(this.tried, clientKey);
-    if (!candidate) {
-      this.finish("connect-failed");
+  private bytesUp(): number {
+    return Math.max(0, this.client.bytesRead - this.headerBytes);
+  }
+
+  /** Joins a connected target socket: from now on bytes flow. */
+  join(joined: JoinedTarget): void {
+    if (this.finished) {
+      joined.socket.destroy();
+      joined.release();
       return;
     }
-    this.tried.add(candidate);
-    candidate.open++;
-    this.holding = candidate;
-    const socket = connect({
-      host: candidate.config.address.host,
-      port: candidate.config.address.port,
-      allowHalfOpen: true,
-      noDelay: true,
-    });
-    // Node has no connect timeout: a SYN into a black hole would wait for minutes.
-    socket.setTimeout(this.settings.connectTimeoutMs);
-    const onTimeout = () => giveUp("ETIMEDOUT");
-    const onError = (error: NodeJS.ErrnoException) => giveUp(error.code ?? error.message);
-    const onConnect = () => {
-      settled();
-      socket.setTimeout(0);
-      if (this.finished) {
-        socket.destroy();
-        return;
-      }
-      pool.connected(candidate);
-      this.join(socket, candidate);
-    };
-    // Only our own listeners go: Node keeps internal ones on the socket.
-    const settled = () => {
-      socket.off("timeout", onTimeout);
-      socket.off("error", onError);
-      socket.off("connect", onConnect);
-    };
-    const giveUp = (code: string) => {
-      settled();
-      // Errors after giving up (a late RST) belong to nobody; swallow them.
-      socket.on("error", () => {});
-      socket.destroy();
-      this.release();
-      if (this.finished) return;
-      this.errors.push(`${candidate.config.key} ${code}`);
-      pool.connectFailed(candidate, code);
-      this.connect(pool, clientKey);
-    };
-    socket.once("timeout", onTimeout);
-    socket.once("error", onError);
-    socket.once("connect", onConnect);
-    this.pending = socket;
-  }
-
-  private join(target: Socket, state: TargetState): void {
-    this.pending = undefined;
-    this.target = target;
-    this.targetState = state;
+    this.target = joined;
+    this.errors.push(...joined.errors);
+    const target = joined.socket;
     const client = this.client;
     if (this.keepAlive) target.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
-    if (this.settings.proxyProtocol) target.write(this.proxyHeader(this.settings.proxyProtocol));
     target.on("error", (error) => this.onSocketError("target", error));
     target.on("close", () => {
       this.targetClosed = true;
@@ -193,6 +171,18 @@ export class Bridge {
       this.durationTimer = setTimeout(() => this.finish("max-duration"), this.settings.maxDurationMs);
     }
     client.resume();
+  }
+
+  /** No target could be reached: errors are each failed attempt's. */
+  connectFailed(errors: readonly string[]): void {
+    this.errors.push(...errors);
+    this.finish("connect-failed");
+  }
+
+  /** Refused after admission (no route): closed before any byte reached a target. */
+  refuse(why: string): void {
+    this.refusal = why;
+    this.finish("route");
   }
 
   /**
@@ -217,31 +207,16 @@ export class Bridge {
     else if (this.targetClosed && this.firstEnd === undefined) this.finish("target-closed");
   }
 
-  /** Gives back the count this bridge holds on a target, once. */
-  private release(): void {
-    if (this.holding) this.holding.open--;
-    this.holding = undefined;
-  }
-
-  /** The PROXY header: the client's address, and the address it connected to. */
-  private proxyHeader(version: "v1" | "v2"): Buffer {
-    const endpoints = {
-      sourceAddress: this.clientAddress,
-      sourcePort: this.clientPort,
-      destinationAddress: this.client.localAddress ?? "",
-      destinationPort: this.client.localPort ?? 0,
-    };
-    return version === "v1" ? proxyHeaderV1(endpoints) : proxyHeaderV2(endpoints);
-  }
-
   /** Ends the bridge once; a reset on one side is passed on as a reset to the other. */
   finish(reason: EndReason): void {
     if (this.finished) return;
     this.finished = true;
-    this.release();
+    this.target?.release();
+    this.ended.abort();
     clearTimeout(this.durationTimer);
-    const resetOther = reason === "client-reset" ? this.target : reason === "target-reset" ? this.client : undefined;
-    for (const socket of [this.client, this.target, this.pending]) {
+    const target = this.target?.socket;
+    const resetOther = reason === "client-reset" ? target : reason === "target-reset" ? this.client : undefined;
+    for (const socket of [this.client, target]) {
       if (!socket || socket.destroyed) continue;
       if (socket === resetOther) socket.resetAndDestroy();
       else socket.destroy();
@@ -251,12 +226,13 @@ export class Bridge {
         listener: this.settings.name,
         client: this.clientAddress,
         clientPort: this.clientPort,
-        target: this.targetState?.config.key,
-        bytesUp: this.client.bytesRead,
-        bytesDown: this.target?.bytesRead ?? 0,
+        target: this.target?.target,
+        bytesUp: this.bytesUp(),
+        bytesDown: target?.bytesRead ?? 0,
         durationMs: Math.round(performance.now() - this.startedAt),
         reason,
         errors: this.errors,
+        ...(this.refusal !== undefined && { refusal: this.refusal }),
       },
       this,
     );

@@ -16,10 +16,12 @@ import {
 } from "../policy/admission.ts";
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
 import { createInspector } from "./inspect.ts";
+import { reachTarget } from "./reach-target.ts";
 import { RefusalLog } from "./refusal-log.ts";
+import { Router } from "./router.ts";
 import { RuleHits, type RuleHitsSnapshot } from "./rule-hits.ts";
 import { LocalSlots, type Slots, type Taken } from "./slots.ts";
-import { TargetPool } from "./target-pool.ts";
+import { type Arrival, directArrival, readProxyHeader } from "./stages/proxy-header.ts";
 
 /** Running totals per listener; at any quiet moment accepted = refused + closed + open. */
 export interface ListenerCounters {
@@ -53,8 +55,10 @@ export class Listener {
   readonly bridges = new Set<Bridge>();
   readonly counters: ListenerCounters = addCounters();
   private readonly refusals: RefusalLog;
+  /** Connections from a trusted balancer whose PROXY header has not arrived yet. */
+  private readonly awaitingHeader = new Set<Socket>();
   private server: Server | undefined;
-  private pool: TargetPool;
+  private readonly router: Router;
   private policy: Policy;
   private hits: RuleHits;
   private whenDrained: (() => void)[] = [];
@@ -72,7 +76,7 @@ export class Listener {
     /** SO_REUSEPORT: several workers listen on the same address. */
     private readonly reusePort = false,
   ) {
-    this.pool = new TargetPool(current, log);
+    this.router = new Router(current, log);
     this.policy = compilePolicy(current);
     this.hits = RuleHits.of(current);
     this.refusals = new RefusalLog(log, current.name);
@@ -126,7 +130,7 @@ export class Listener {
 
   /** New settings for new bridges; open bridges keep the settings they started with. */
   update(config: ListenerConfig): void {
-    this.pool = this.pool.reconfigure(config);
+    this.router.update(config);
     this.policy = compilePolicy(config);
     this.hits = RuleHits.of(config, this.hits);
     this.current = config;
@@ -138,10 +142,12 @@ export class Listener {
     this.refusals.flush();
   }
 
-  /** A removed listener: stops accepting and stops checking its targets. */
+  /** A removed listener: stops accepting, closes connections still owing a PROXY header, stops checking its targets. */
   retire(): void {
     this.stopAccepting();
-    this.pool.stop();
+    for (const socket of this.awaitingHeader) socket.destroy();
+    this.awaitingHeader.clear();
+    this.router.stop();
   }
 
   /** Hits of each allow and deny entry of the current config. */
@@ -149,8 +155,9 @@ export class Listener {
     return this.hits.snapshot();
   }
 
-  get targets() {
-    return this.pool.targets;
+  /** Every pool's targets: the listener's own (route undefined), then each route's. */
+  get pools() {
+    return this.router.pools();
   }
 
   /** Bytes carried so far, open bridges included. */
@@ -213,19 +220,54 @@ export class Listener {
     }
   }
 
-  /** Asks the policy once, before any target is contacted; a refused client is closed at once. */
+  /**
+   * A peer that acceptProxy trusts sends its PROXY header first; anyone else is the
+   * client. Then the policy is asked once, before any target is contacted.
+   */
   private accept(socket: Socket): void {
     this.counters.accepted++;
-    const client = parseClientAddress(socket.remoteAddress ?? "");
-    if (!client) {
+    const peer = parseClientAddress(socket.remoteAddress ?? "");
+    if (!peer) {
       // The client left before we saw it: nothing to admit, nothing to log.
       socket.destroy();
       this.counters.closed++;
       return;
     }
+    if (this.policy.sendsProxyHeader(peer)) void this.acceptProxied(socket, peer);
+    else this.admit(socket, directArrival(socket, peer));
+  }
+
+  /** A balancer's connection: admitted as the client its PROXY header names, or refused. */
+  private async acceptProxied(socket: Socket, peer: ClientAddress): Promise<void> {
+    const peerPort = socket.remotePort ?? 0;
+    this.awaitingHeader.add(socket);
+    const outcome = await readProxyHeader(socket, peer, this.current.acceptProxy?.timeoutMs ?? 0);
+    if (!this.awaitingHeader.delete(socket)) {
+      // retire() closed it.
+      this.counters.closed++;
+      return;
+    }
+    if (outcome.ok) {
+      this.admit(socket, outcome.arrival);
+      return;
+    }
+    socket.destroy();
+    // A balancer's TCP check connects and leaves without a byte: not worth a log line.
+    if (outcome.silent) {
+      this.counters.closed++;
+      return;
+    }
+    this.counters.refused["proxy-header"]++;
+    const fields = { listener: this.current.name, client: peer.text, clientPort: peerPort };
+    this.refusals.refused({ ...fields, reason: "proxy-header", rule: outcome.detail }, Date.now());
+  }
+
+  /** Asks the policy once, before any target is contacted; a refused client is closed at once. */
+  private admit(socket: Socket, arrival: Arrival): void {
+    const client = arrival.client;
     const now = Date.now();
     // Limits are counted by the slots, which check and take in one step (exact across workers).
-    let decision = this.policy.decide(client, now, UNCOUNTED);
+    let decision = this.policy.decide(client, now, UNCOUNTED, arrival.trusted);
     // An allow entry counts the clients it let past the allow step, whatever limits decide.
     if (decision.entry) this.hits.record(decision.entry, now);
     const taken = decision.admit ? this.slots.take(client, this.current) : undefined;
@@ -239,7 +281,7 @@ export class Listener {
         {
           listener: this.current.name,
           client: client.text,
-          clientPort: socket.remotePort ?? 0,
+          clientPort: arrival.port,
           reason: decision.reason,
           rule: decision.detail,
           ...(decision.reason === "deny" &&
@@ -250,18 +292,19 @@ export class Listener {
       return;
     }
     const inspector = this.current.inspect
-      ? createInspector(this.log, this.current.name, client.text, socket.remotePort ?? 0)
+      ? createInspector(this.log, this.current.name, client.text, arrival.port)
       : undefined;
     const bridge = new Bridge(
       socket,
-      client.text,
+      { address: client.text, port: arrival.port, headerBytes: arrival.headerBytes },
       this.current,
       (end, done) => this.ended(end, done, client, taken as Taken),
       inspector,
     );
     this.bridges.add(bridge);
     this.scheduleKeepAlive(bridge);
-    bridge.connect(this.pool, client.text);
+    const way = { router: this.router, connectTimeoutMs: this.current.connectTimeoutMs };
+    void reachTarget(bridge, { ...way, clientKey: client.text, endpoints: arrival.endpoints });
   }
 
   /**
@@ -285,10 +328,23 @@ export class Listener {
     this.bridges.delete(bridge);
     // A bridge that ended holds nothing and must not be held: no keep-alive, no reference.
     this.young.delete(bridge);
+    this.slots.release(client, taken);
+    if (end.reason === "route") this.refusedRoute(end);
+    else this.closed(end);
+    if (this.bridges.size === 0) for (const resolve of this.whenDrained.splice(0)) resolve();
+  }
+
+  /** Refused after admission: no route for its ClientHello. Nothing reached a target. */
+  private refusedRoute(end: BridgeEnd): void {
+    this.counters.refused.route++;
+    const fields = { listener: end.listener, client: end.client, clientPort: end.clientPort };
+    this.refusals.refused({ ...fields, reason: "route", rule: end.refusal ?? "" }, Date.now());
+  }
+
+  private closed(end: BridgeEnd): void {
     this.counters.closed++;
     this.counters.bytesUpClosed += end.bytesUp;
     this.counters.bytesDownClosed += end.bytesDown;
-    this.slots.release(client, taken);
     this.onBridgeEnd?.(end);
     const fields = {
       listener: end.listener,
@@ -303,6 +359,5 @@ export class Listener {
     };
     if (end.reason === "connect-failed") this.log.warn(fields, "no target reachable");
     else this.log.info(fields, "bridge closed");
-    if (this.bridges.size === 0) for (const resolve of this.whenDrained.splice(0)) resolve();
   }
 }

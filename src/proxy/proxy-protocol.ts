@@ -17,8 +17,14 @@ const V2_LOCAL_COMMAND = 0x20; // version 2, command LOCAL: "no address to give"
 const V2_TCP4 = 0x11;
 const V2_TCP6 = 0x21;
 
-/** Both ends as one family: a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d. */
-function addresses(endpoints: Endpoints): [ipaddr.IPv4, ipaddr.IPv4] | [ipaddr.IPv6, ipaddr.IPv6] | undefined {
+/**
+ * Both ends as one family: a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+ * Undefined when the endpoints are unknown (a balancer's LOCAL connection) or unusable.
+ */
+function addresses(
+  endpoints: Endpoints | undefined,
+): [ipaddr.IPv4, ipaddr.IPv4] | [ipaddr.IPv6, ipaddr.IPv6] | undefined {
+  if (!endpoints) return undefined;
   if (!ipaddr.isValid(endpoints.sourceAddress) || !ipaddr.isValid(endpoints.destinationAddress)) return undefined;
   const source = ipaddr.process(endpoints.sourceAddress);
   const destination = ipaddr.process(endpoints.destinationAddress);
@@ -29,19 +35,19 @@ function addresses(endpoints: Endpoints): [ipaddr.IPv4, ipaddr.IPv4] | [ipaddr.I
   return [six(source), six(destination)];
 }
 
-/** "PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n" */
-export function proxyHeaderV1(endpoints: Endpoints): Buffer {
+/** "PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n"; "PROXY UNKNOWN\r\n" without endpoints. */
+export function proxyHeaderV1(endpoints: Endpoints | undefined): Buffer {
   const pair = addresses(endpoints);
-  if (!pair) return Buffer.from("PROXY UNKNOWN\r\n", "latin1");
+  if (!pair || !endpoints) return Buffer.from("PROXY UNKNOWN\r\n", "latin1");
   const family = pair[0].kind() === "ipv4" ? "TCP4" : "TCP6";
   const line = `PROXY ${family} ${pair[0].toString()} ${pair[1].toString()} ${endpoints.sourcePort} ${endpoints.destinationPort}\r\n`;
   return Buffer.from(line, "latin1");
 }
 
-/** The binary form: signature, version and command, family, length, then the addresses. */
-export function proxyHeaderV2(endpoints: Endpoints): Buffer {
+/** The binary form: signature, version and command, family, length, then the addresses; LOCAL without endpoints. */
+export function proxyHeaderV2(endpoints: Endpoints | undefined): Buffer {
   const pair = addresses(endpoints);
-  if (!pair) return Buffer.concat([V2_SIGNATURE, Buffer.from([V2_LOCAL_COMMAND, 0x00, 0x00, 0x00])]);
+  if (!pair || !endpoints) return Buffer.concat([V2_SIGNATURE, Buffer.from([V2_LOCAL_COMMAND, 0x00, 0x00, 0x00])]);
   const [source, destination] = pair;
   const v4 = source.kind() === "ipv4";
   const addressLength = v4 ? 4 : 16;

@@ -1,9 +1,13 @@
-// A listener's targets with their live state: open bridges, health, and failures. The
-// pool hands the next target to try to a bridge; the strategy only orders the healthy.
-import { connect } from "node:net";
-import { BUILT_IN_DEFAULTS, type ListenerConfig, type TargetConfig } from "../config/runtime.ts";
+// A set of targets with their live state: open bridges, health, and failures. The pool
+// dials for a bridge, trying each target once in the strategy's order, and keeps the
+// counts; the strategy only orders the healthy. A listener's own targets are one pool,
+// each of its routes another. A reload updates a pool in place, so a bridge failing over
+// after a reload tries the targets of the config now running, never one it removed.
+import type { Socket } from "node:net";
+import { type Balance, BUILT_IN_DEFAULTS, type HealthCheck, type TargetConfig } from "../config/runtime.ts";
 import type { Logger } from "../log.ts";
 import { createStrategy, type Strategy } from "./balance/index.ts";
+import { connectOnce } from "./dialer.ts";
 
 /** Passive back-off for a target marked down: 1 s, doubling up to 30 s between trials. */
 const BACKOFF_MIN_MS = 1_000;
@@ -29,43 +33,109 @@ export class TargetState {
   constructor(public config: TargetConfig) {}
 }
 
+/** What a pool runs on: a listener's own targets and settings, or a route's. */
+export interface PoolConfig {
+  /** The listener the pool serves, for logs. */
+  readonly name: string;
+  /** The route the pool serves, for logs; undefined for a listener's own targets. */
+  readonly route?: string;
+  readonly targets: readonly TargetConfig[];
+  readonly balance: Balance;
+  readonly healthCheck: HealthCheck | undefined;
+  readonly connectTimeoutMs: number;
+}
+
+/** A dial's outcome: a connected socket whose target count the caller gives back with release(), or none. */
+export type Dialed =
+  | {
+      readonly socket: Socket;
+      /** The target's key ("host:port"). */
+      readonly target: string;
+      /** Gives the target's count back; once, however often it is called. */
+      readonly release: () => void;
+      /** Each failed attempt before this one: "host:port CODE". */
+      readonly errors: readonly string[];
+    }
+  | { readonly socket: undefined; readonly errors: readonly string[] };
+
 export class TargetPool {
-  private states: TargetState[];
+  private states: TargetState[] = [];
   private strategy: Strategy;
   private checks: NodeJS.Timeout | undefined;
   private allDownLogged = false;
 
   constructor(
-    private config: ListenerConfig,
+    private config: PoolConfig,
     private readonly log: Logger,
-    previous?: TargetPool,
   ) {
-    // Targets that stay in the config keep their state across a reload: open bridges,
-    // health, back-off. The strategy keeps its position when the balance is unchanged.
-    const kept = new Map(previous?.states.map((s) => [s.config.key, s]));
-    this.states = config.targets.map((t) => {
-      const state = kept.get(t.key) ?? new TargetState(t);
-      state.config = t;
-      return state;
-    });
-    this.strategy =
-      previous && previous.config.balance === config.balance ? previous.strategy : createStrategy(config.balance);
-    this.startChecks();
+    this.strategy = createStrategy(config.balance);
+    this.update(config);
   }
 
   get targets(): readonly TargetState[] {
     return this.states;
   }
 
-  /** The pool for a new config of the same listener; this one stops its checks. */
-  reconfigure(config: ListenerConfig): TargetPool {
+  /**
+   * A new config, in place. Targets that stay keep their state: open bridges, health,
+   * back-off; the strategy keeps its position when the balance is unchanged.
+   */
+  update(config: PoolConfig): void {
     this.stop();
-    return new TargetPool(config, this.log, this);
+    const kept = new Map(this.states.map((s) => [s.config.key, s]));
+    this.states = config.targets.map((t) => {
+      const state = kept.get(t.key) ?? new TargetState(t);
+      state.config = t;
+      return state;
+    });
+    if (config.balance !== this.config.balance) this.strategy = createStrategy(config.balance);
+    this.config = config;
+    this.startChecks();
   }
 
+  /** Stops the active checks; dials carry on with the targets as they are. */
   stop(): void {
     clearInterval(this.checks);
     this.checks = undefined;
+  }
+
+  /** A pool whose route a reload removed: no checks, and no target left to dial. */
+  retire(): void {
+    this.stop();
+    this.states = [];
+  }
+
+  /**
+   * Connects to one target, trying each at most once in the pool's order, each attempt
+   * bounded by the pool's connectTimeout. Each attempt asks the pool as it is then, so a
+   * reload between two attempts is obeyed. clientKey is the client's address (source-hash).
+   * An abort (the bridge ended) stops at once and gives back any count taken.
+   */
+  async dial(clientKey: string, signal?: AbortSignal): Promise<Dialed> {
+    const tried = new Set<TargetState>();
+    const errors: string[] = [];
+    for (;;) {
+      if (signal?.aborted) return { socket: undefined, errors };
+      const candidate = this.next(tried, clientKey);
+      if (!candidate) return { socket: undefined, errors };
+      tried.add(candidate);
+      // Counted from the pick, so a burst of clients does not all see the same idle target.
+      candidate.open++;
+      const result = await connectOnce(candidate.config.address, this.config.connectTimeoutMs, signal);
+      if ("socket" in result) {
+        this.connected(candidate);
+        let held = true;
+        const release = () => {
+          if (held) candidate.open--;
+          held = false;
+        };
+        return { socket: result.socket, target: candidate.config.key, release, errors };
+      }
+      candidate.open--;
+      if (signal?.aborted) return { socket: undefined, errors };
+      errors.push(`${candidate.config.key} ${result.error}`);
+      this.connectFailed(candidate, result.error);
+    }
   }
 
   /** Next target for a bridge: healthy ones by the strategy; when all left are down, those anyway. */
@@ -85,17 +155,17 @@ export class TargetPool {
     // A stale health state must not black-hole the listener.
     if (!this.allDownLogged) {
       this.allDownLogged = true;
-      this.log.warn({ listener: this.config.name }, "every target is down: trying them anyway");
+      this.log.warn(this.labels(), "every target is down: trying them anyway");
     }
     return this.strategy.pick(untried, clientKey);
   }
 
-  connected(state: TargetState): void {
+  private connected(state: TargetState): void {
     state.failuresInRow = 0;
     if (!state.up) this.markUp(state, "a connection succeeded");
   }
 
-  connectFailed(state: TargetState, code: string, now = Date.now()): void {
+  private connectFailed(state: TargetState, code: string, now = Date.now()): void {
     state.connectFailures++;
     const wasUp = state.up;
     this.failed(state, code, "failed connects");
@@ -116,14 +186,22 @@ export class TargetPool {
 
   private markDown(state: TargetState, why: string): void {
     state.up = false;
-    this.log.warn({ listener: this.config.name, target: state.config.key }, `target ${state.config.key} down: ${why}`);
+    this.log.warn(this.labels(state), `target ${state.config.key} down: ${why}`);
   }
 
   private markUp(state: TargetState, why: string): void {
     state.up = true;
     state.failuresInRow = 0;
     state.backoffMs = BACKOFF_MIN_MS;
-    this.log.info({ listener: this.config.name, target: state.config.key }, `target ${state.config.key} up: ${why}`);
+    this.log.info(this.labels(state), `target ${state.config.key} up: ${why}`);
+  }
+
+  private labels(state?: TargetState): Record<string, string> {
+    return {
+      listener: this.config.name,
+      ...(this.config.route !== undefined && { route: this.config.route }),
+      ...(state && { target: state.config.key }),
+    };
   }
 
   private startChecks(): void {
@@ -136,24 +214,18 @@ export class TargetPool {
   }
 
   /** An active check is a TCP connect, closed as soon as it succeeds. */
-  private check(state: TargetState, timeoutMs: number): void {
+  private async check(state: TargetState, timeoutMs: number): Promise<void> {
     state.checking = true;
-    const { host, port } = state.config.address;
-    const socket = connect({ host, port });
-    socket.setTimeout(timeoutMs);
-    const done = (error: string | undefined) => {
-      socket.removeAllListeners();
+    const result = await connectOnce(state.config.address, timeoutMs);
+    if ("socket" in result) {
       // A late error on a socket we are done with tells us nothing more.
-      socket.on("error", () => {});
-      socket.destroy();
-      state.checking = false;
-      if (this.checks === undefined) return;
-      if (error === undefined) this.checkPassed(state);
-      else this.checkFailed(state, error);
-    };
-    socket.once("connect", () => done(undefined));
-    socket.once("timeout", () => done("ETIMEDOUT"));
-    socket.once("error", (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
+      result.socket.on("error", () => {});
+      result.socket.destroy();
+    }
+    state.checking = false;
+    if (this.checks === undefined) return;
+    if ("socket" in result) this.checkPassed(state);
+    else this.checkFailed(state, result.error);
   }
 
   private checkPassed(state: TargetState): void {

@@ -62,6 +62,7 @@ export interface WorkerListenerView {
     readonly open: number;
     readonly connectFailures: number;
     readonly lastError: string | undefined;
+    readonly route: string | undefined;
   }[];
 }
 

@@ -304,12 +304,15 @@ function summed(views: WorkerListenerView[], configs: ReadonlyMap<string, Listen
   const first = views[0] as WorkerListenerView;
   const targets = new Map<string, ListenerView["targets"][number]>();
   for (const t of views.flatMap((v) => v.targets)) {
-    const seen = targets.get(t.key);
+    // The same address may serve two routes: each pool's target is its own.
+    const id = `${t.route ?? ""} ${t.key}`;
+    const seen = targets.get(id);
     targets.set(
-      t.key,
+      id,
       seen
         ? {
             key: t.key,
+            route: t.route,
             // Each worker checks health on its own: up only while every one of them finds it up.
             up: seen.up && t.up,
             open: seen.open + t.open,

@@ -139,6 +139,8 @@ describe("active health checks", () => {
       // b is back; the checks have not seen it yet (rise 2), but a client is served at once.
       await b.restart();
       assert.equal(await visit(port), "b");
+      // The log line may reach us after the bytes did: wait for it, then count.
+      await gate.waitMsg(`target ${b.address} up`, { from });
       assert.equal(gate.messages(`target ${b.address} up`).length, 1);
     },
   );

@@ -665,3 +665,31 @@ describe("least-connections across a reload", () => {
     assert.deepEqual(open(await targetStatus(adminPort, "app")), [0, 0, 0, 0]);
   });
 });
+
+describe("failover after a reload", () => {
+  test("a bridge failing over dials from the targets now running, never one the reload removed", BOUNDED, async (t) => {
+    const c = cleanup();
+    t.after(() => c.run());
+    const hole = c.add(await startBlackHole());
+    const [removed, added] = await targets(c, "removed", "added");
+    const port = await freePort();
+    const adminPort = await freePort();
+    const listen = `127.0.0.1:${port}`;
+    const more = ["    connectTimeout: 2s"];
+    const gate = c.add(await startGate(appConfig({ listen, targets: [hole.address, removed], adminPort, more })));
+    // Round-robin's first pick is the first target: the black hole holds the bridge for 2 s.
+    const landing = land(port, { timeoutMs: 8000 });
+    landing.catch(() => {});
+    await eventually(
+      async () => (await targetStatus(adminPort, "app"))[0]?.openBridges === 1,
+      3000,
+      "the bridge to start dialing the black hole",
+    );
+    gate.write(appConfig({ listen, targets: [hole.address, added], adminPort, more }));
+    await gate.reload();
+    const { socket, tag } = await landing;
+    c.sockets([socket]);
+    assert.equal(tag, "added");
+    assert.equal(removed.accepted(), 0, "the target the reload removed was dialed");
+  });
+});

@@ -212,3 +212,26 @@ export function tcpTimer(localPort: number, remotePort: number): number | undefi
   }
   return undefined;
 }
+
+/**
+ * Both ends of one loopback TCP connection: `accepted` as a listener with pauseOnConnect
+ * gets it (paused, nothing read yet), `client` connected to it. close() ends both.
+ */
+export async function loopbackPair(): Promise<{ accepted: Socket; client: Socket; close(): void }> {
+  const server = createServer({ pauseOnConnect: true, allowHalfOpen: true });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const client = connect({ port: (server.address() as AddressInfo).port, host: "127.0.0.1", noDelay: true });
+  client.on("error", () => {});
+  const [accepted] = (await once(server, "connection")) as [Socket];
+  accepted.on("error", () => {});
+  server.close();
+  return {
+    accepted,
+    client,
+    close() {
+      client.destroy();
+      accepted.destroy();
+    },
+  };
+}

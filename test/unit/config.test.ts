@@ -232,7 +232,7 @@ test("version must be 1", () => {
 test("missing required keys are named at the map that lacks them", () => {
   expectErrors("version: 1\nlisteners:\n  - name: web\n", [
     "proxy.yaml:3:5: listeners[0].listen: is required",
-    "proxy.yaml:3:5: listeners[0].targets: is required",
+    "proxy.yaml:3:5: listeners[0].targets: is required (or routes, or both)",
   ]);
   expectErrors(withListener().replace("version: 1\n", ""), ["proxy.yaml:1:1: version: is required"]);
   expectErrors("version: 1\n", ["proxy.yaml:1:1: listeners: is required"]);
@@ -588,6 +588,7 @@ test("normalisation: built-in defaults fill every gap", () => {
         listen: { host: "127.0.0.1", port: 8080, family: 4 },
         listenKey: "127.0.0.1:8080",
         targets: [{ address: { host: "127.0.0.1", port: 9000, family: 4 }, key: "127.0.0.1:9000", weight: 1 }],
+        routes: [],
         balance: "round-robin",
         allow: [],
         deny: [],
@@ -602,6 +603,7 @@ test("normalisation: built-in defaults fill every gap", () => {
         proxyProtocol: undefined,
         inspect: false,
         recheck: false,
+        acceptProxy: undefined,
       },
     ],
     admin: undefined,
@@ -657,6 +659,82 @@ listeners:
       ["[2001:db8::1]:5432", 3, 6],
     ],
   );
+});
+
+test("acceptProxy: from is required and non-empty, names known acls; timeout 3 s unless set; defaults hold it too", () => {
+  const config = expectOk(
+    `version: 1\nacls:\n  lbs: [10.0.0.0/24]\ndefaults:\n  acceptProxy:\n    from: [lbs]\n${withListener().slice(11)}  - name: own\n    listen: 127.0.0.1:8081\n    targets: [127.0.0.1:9000]\n    acceptProxy: {from: [192.0.2.1], timeout: 500ms}\n`,
+  );
+  const [inherits, own] = config.listeners;
+  assert.deepEqual(
+    inherits?.acceptProxy?.from.map((r) => [r.source, r.cidrs.map((c) => c.text)]),
+    [["lbs", ["10.0.0.0/24"]]],
+  );
+  assert.equal(inherits?.acceptProxy?.timeoutMs, 3_000);
+  assert.equal(own?.acceptProxy?.timeoutMs, 500);
+  assert.equal(own?.acceptProxy?.from[0]?.source, "192.0.2.1");
+  expectErrorsInclude(withListener("    acceptProxy: {from: [balancers]}\n"), [
+    'proxy.yaml:6:26: listeners[0].acceptProxy.from[0]: no acl named "balancers" in acls',
+  ]);
+  expectErrorsInclude(`version: 1\ndefaults:\n  acceptProxy: {from: [lbs]}\n${withListener().slice(11)}`, [
+    'proxy.yaml:3:24: defaults.acceptProxy.from[0]: no acl named "lbs" in acls',
+  ]);
+  assert.equal(parseConfig(withListener("    acceptProxy: {from: []}\n"), FILE).ok, false);
+  assert.equal(parseConfig(withListener("    acceptProxy: {timeout: 1s}\n"), FILE).ok, false);
+});
+
+test("routes: each takes targets and what it leaves out from its listener; targets optional beside them", () => {
+  const config = expectOk(`version: 1
+listeners:
+  - name: tls
+    listen: 127.0.0.1:8443
+    balance: least-connections
+    proxyProtocol: v1
+    healthCheck: {interval: 2s}
+    routes:
+      - sni: [DB.example.com]
+        targets: [127.0.0.1:5432]
+      - sni: ["*.apps.example.com", apps.example.com]
+        targets: [127.0.0.1:9001, {address: 127.0.0.1:9002, weight: 2}]
+        balance: source-hash
+        proxyProtocol: v2
+        healthCheck: {interval: 1s, fall: 5}
+`);
+  const [l] = config.listeners;
+  assert.deepEqual(l?.targets, []);
+  const [db, apps] = l?.routes ?? [];
+  assert.deepEqual(
+    [db?.key, db?.balance, db?.proxyProtocol, db?.healthCheck?.intervalMs],
+    ["DB.example.com", "least-connections", "v1", 2_000],
+  );
+  assert.deepEqual(
+    [apps?.key, apps?.balance, apps?.proxyProtocol, apps?.healthCheck?.fall, apps?.targets.map((t) => t.weight)],
+    ["*.apps.example.com,apps.example.com", "source-hash", "v2", 5, [1, 2]],
+  );
+});
+
+test("routes: server names are DNS names or one-label wildcards, in one route only; targets once each", () => {
+  const routes = (lines: string) => withListener(`    routes:\n${lines}`);
+  expectErrorsInclude(
+    routes('      - sni: ["*", "a.*.example.com", "-x.example.com"]\n        targets: [127.0.0.1:1]\n'),
+    [
+      'proxy.yaml:7:15: listeners[0].routes[0].sni[0]: "*" is not a server name (a DNS name, or "*." and a name for exactly one more label)',
+      'proxy.yaml:7:20: listeners[0].routes[0].sni[1]: "a.*.example.com" is not a server name (a DNS name, or "*." and a name for exactly one more label)',
+      'proxy.yaml:7:39: listeners[0].routes[0].sni[2]: "-x.example.com" is not a server name (a DNS name, or "*." and a name for exactly one more label)',
+    ],
+  );
+  expectErrors(
+    routes(
+      "      - sni: [a.example.com]\n        targets: [127.0.0.1:1]\n      - sni: [b.example.com, A.Example.com]\n        targets: [127.0.0.1:1, 127.0.0.1:1]\n",
+    ),
+    [
+      "proxy.yaml:9:30: listeners[0].routes[1].sni[1]: A.Example.com is already taken by routes[0] (the first match wins)",
+      "proxy.yaml:10:32: listeners[0].routes[1].targets[1]: 127.0.0.1:1 is already targets[0] (give it a weight instead of listing it twice)",
+    ],
+  );
+  expectErrorsInclude(routes("      - sni: [a.example.com]\n"), [
+    "proxy.yaml:7:9: listeners[0].routes[0].targets: is required",
+  ]);
 });
 
 test("normalisation: the result is deeply frozen", () => {

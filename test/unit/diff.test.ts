@@ -436,3 +436,20 @@ test("property: diff(x, x) is empty, diff is deterministic, and reversing it swa
     RUNS,
   );
 });
+
+test("acceptProxy and routes are changed keys like any other; a changed default acceptProxy reaches its listeners", () => {
+  const routes = (target: string) => `    routes:\n      - sni: [db.example.com]\n        targets: ["${target}"]\n`;
+  assert.deepEqual(describePlan(diff(yaml(web()), yaml(web(undefined, routes("10.0.0.9:443"))))), [
+    "listener web: routes changed",
+  ]);
+  assert.deepEqual(
+    describePlan(diff(yaml(web(undefined, routes("10.0.0.9:443"))), yaml(web(undefined, routes("10.0.0.8:443"))))),
+    ["listener web: routes changed"],
+  );
+  const trusting = (from: string) => yaml(web(), `defaults:\n  acceptProxy: {from: [${from}]}\n`);
+  assert.deepEqual(describePlan(diff(yaml(web()), trusting("10.0.0.0/24"))), ["listener web: acceptProxy changed"]);
+  assert.deepEqual(describePlan(diff(trusting("10.0.0.0/24"), trusting("10.0.1.0/24"))), [
+    "listener web: acceptProxy changed",
+  ]);
+  assert.ok(isEmptyPlan(diff(trusting("10.0.0.0/24"), trusting("10.0.0.0/24"))));
+});

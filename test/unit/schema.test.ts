@@ -22,10 +22,14 @@ test("input mode: only keys without defaults are required", () => {
   const schema = configJsonSchema() as {
     required: string[];
     additionalProperties: boolean;
-    properties: { listeners: { items: { required: string[]; additionalProperties: boolean } } };
+    properties: {
+      listeners: { items: { required: string[]; additionalProperties: boolean; anyOf: { required: string[] }[] } };
+    };
   };
   assert.deepEqual(schema.required.sort(), ["listeners", "version"]);
-  assert.deepEqual(schema.properties.listeners.items.required.sort(), ["listen", "name", "targets"]);
+  assert.deepEqual(schema.properties.listeners.items.required.sort(), ["listen", "name"]);
+  // A listener needs targets, routes or both.
+  assert.deepEqual(schema.properties.listeners.items.anyOf, [{ required: ["targets"] }, { required: ["routes"] }]);
   // Unknown keys are errors in the editor as they are at load.
   assert.equal(schema.additionalProperties, false);
   assert.equal(schema.properties.listeners.items.additionalProperties, false);
