@@ -21,7 +21,7 @@ export interface AdminHandlers {
   readonly status: StatusContext;
   /** Undefined in quick mode: there is no file to reload or plan against. */
   readonly reload: (() => Promise<ReloadOutcome>) | undefined;
-  readonly plan: ((text: string) => PlanResult) | undefined;
+  readonly plan: ((text: string) => Promise<PlanResult>) | undefined;
 }
 
 /** A slow or silent peer is gone within this; nothing an operator sends takes longer. */
@@ -173,7 +173,7 @@ export class AdminServer implements AttachedEndpoint {
           sendJson(res, 413, { errors: ["the planned file is larger than 1 MiB"] });
           return;
         }
-        const result = plan(body);
+        const result = await plan(body);
         if (result.ok) sendJson(res, 200, { sha256: result.sha256, ...result.plan });
         else sendJson(res, 422, { errors: result.errors });
         return;

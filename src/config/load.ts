@@ -6,6 +6,7 @@ import { open } from "node:fs/promises";
 import type { z } from "zod";
 import { crossFieldIssues } from "./checks.ts";
 import { describe } from "./describe.ts";
+import { loadFilters } from "./filter-load.ts";
 import { normalise, type RuntimeConfig } from "./runtime.ts";
 import { configSchema } from "./schema.ts";
 import { formatPath, type KeyPath, readYaml, type SourceIssue, type YamlSource } from "./yaml-source.ts";
@@ -22,6 +23,8 @@ export type LoadResult = { ok: true; config: RuntimeConfig; sha256: string } | {
 export interface LoadOptions {
   /** Skip the ownership and permission check (--insecure-config). */
   readonly insecure?: boolean;
+  /** Leave filter modules unloaded: `tcpgate plan` checks the file, the instance loads them. */
+  readonly skipFilters?: boolean;
 }
 
 export async function loadConfigFile(path: string, options: LoadOptions = {}): Promise<LoadResult> {
@@ -46,7 +49,8 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
   } catch (error) {
     return { ok: false, errors: [`${path}: cannot read the config: ${readFailure(error)}`] };
   }
-  return parseConfig(bytes, path);
+  const parsed = parseConfig(bytes, path);
+  return parsed.ok && !options.skipFilters ? loadFilters(parsed, path, options) : parsed;
 }
 
 function readFailure(error: unknown): string {
@@ -64,7 +68,7 @@ function readFailure(error: unknown): string {
  * but its owner could have changed. Read from the open handle, so the file checked is the
  * file read.
  */
-function unsafeOwnership(stats: { mode: number; uid: number }): string | undefined {
+export function unsafeOwnership(stats: { mode: number; uid: number }): string | undefined {
   if (stats.mode & 0o022) {
     const who = stats.mode & 0o002 ? "everyone" : "its group";
     return `refusing a config file writable by ${who} (mode ${(stats.mode & 0o777).toString(8)}); chmod go-w it`;

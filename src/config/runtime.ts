@@ -49,6 +49,30 @@ export interface HealthCheck {
   readonly rise: number;
 }
 
+/**
+ * A filter module's default export. What it is called with and what it returns is the
+ * proxy's business (proxy/filter-stream.ts); the config only carries it.
+ */
+export type FilterFactory = (options: unknown, bridge: unknown) => unknown;
+
+/** A filter module as loaded: read, checked and imported (config/filter-load.ts). */
+export interface LoadedFilter {
+  /** Absolute path of the module file. */
+  readonly path: string;
+  /** Of the module file's content: a changed file is a new module. */
+  readonly sha256: string;
+  readonly create: FilterFactory;
+}
+
+export interface FilterSetting {
+  /** As written: relative to the config file's folder. */
+  readonly module: string;
+  /** Any YAML value, handed to create(). */
+  readonly options: unknown;
+  /** Set by loadFilters; a config that runs always has it. */
+  readonly loaded: LoadedFilter | undefined;
+}
+
 export interface ListenerConfig {
   readonly name: string;
   readonly listen: HostPort;
@@ -70,6 +94,7 @@ export interface ListenerConfig {
   readonly inspect: boolean;
   /** Hold open bridges to the current deny, allow and schedule. */
   readonly recheck: boolean;
+  readonly filter: FilterSetting | undefined;
 }
 
 export interface AdminConfig {
@@ -128,6 +153,7 @@ export function normalise(raw: RawConfig): RuntimeConfig {
       proxyProtocol: l.proxyProtocol,
       inspect: l.inspect ?? false,
       recheck: l.recheck ?? defaults.recheck ?? false,
+      filter: filterSetting(l.filter ?? defaults.filter),
     };
   };
 
@@ -147,6 +173,10 @@ export function normalise(raw: RawConfig): RuntimeConfig {
     logLevel: raw.log?.level ?? BUILT_IN_DEFAULTS.logLevel,
     shutdownTimeoutMs: ms(raw.shutdownTimeout, BUILT_IN_DEFAULTS.shutdownTimeoutMs),
   });
+}
+
+function filterSetting(raw: RawListener["filter"]): FilterSetting | undefined {
+  return raw && { module: raw.module, options: raw.options, loaded: undefined };
 }
 
 /** ["mon-wed", "sat"] → mon, tue, wed, sat; a range that wraps ("fri-mon") crosses Sunday. */

@@ -146,6 +146,19 @@ const healthCheck = z
   })
   .strict();
 
+const filter = z
+  .object({
+    module: text("a path to an ES module")
+      .min(1)
+      .meta(
+        about(
+          "The filter's ES module, relative to the config file's folder; its default export is create(options, bridge).",
+        ),
+      ),
+    options: z.unknown().optional().meta(about("Any YAML value, handed to create() as its first argument.")),
+  })
+  .strict();
+
 /** Settings a listener inherits from `defaults` unless it sets its own. */
 const inheritable = {
   connectTimeout: duration
@@ -168,6 +181,13 @@ const inheritable = {
     .meta(
       about(
         "true: a reload closes open bridges the new deny, allow or schedule would refuse, and the end of the last admitting window closes the rest. Default false.",
+      ),
+    ),
+  filter: filter
+    .optional()
+    .meta(
+      about(
+        "Inspect, block or rewrite the bytes of each bridge with an ES module. A listener's filter replaces the one in defaults.",
       ),
     ),
 };

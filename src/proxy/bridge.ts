@@ -2,6 +2,8 @@
 // a FIN is passed on as a FIN, a reset as a reset, and a slow reader slows the writer.
 import { connect, type Socket } from "node:net";
 import type { ListenerConfig } from "../config/runtime.ts";
+import { type FilterEndReason, filterBridge } from "./filter-stream.ts";
+import { forward } from "./forward.ts";
 import type { Inspector } from "./inspect.ts";
 import { proxyHeaderV1, proxyHeaderV2 } from "./proxy-protocol.ts";
 import type { TargetPool, TargetState } from "./target-pool.ts";
@@ -16,7 +18,8 @@ export type EndReason =
   | "half-close-timeout"
   | "connect-failed"
   | "shutdown"
-  | "recheck";
+  | "recheck"
+  | FilterEndReason;
 
 export interface BridgeEnd {
   readonly listener: string;
@@ -36,7 +39,7 @@ export interface BridgeEnd {
 
 export type BridgeSettings = Pick<
   ListenerConfig,
-  "name" | "connectTimeoutMs" | "idleTimeoutMs" | "maxDurationMs" | "halfCloseTimeoutMs" | "proxyProtocol"
+  "name" | "connectTimeoutMs" | "idleTimeoutMs" | "maxDurationMs" | "halfCloseTimeoutMs" | "proxyProtocol" | "filter"
 >;
 
 /** Keep-alive probes find peers that vanished without a FIN (a pulled cable, a dead NAT entry). */
@@ -178,8 +181,28 @@ export class Bridge {
       this.targetClosed = true;
       this.maybeFinish();
     });
-    forward(client, target, () => this.onHalfClose("client-closed"));
-    forward(target, client, () => this.onHalfClose("target-closed"));
+    const clientEnded = () => this.onHalfClose("client-closed");
+    const targetEnded = () => this.onHalfClose("target-closed");
+    const filter = this.settings.filter;
+    if (filter) {
+      const facts = {
+        listener: this.settings.name,
+        client: this.clientAddress,
+        clientPort: this.clientPort,
+        target: state.config.key,
+      };
+      filterBridge(filter, facts, client, target, {
+        clientEnded,
+        targetEnded,
+        close: (reason, error) => {
+          if (error) this.errors.push(error);
+          this.finish(reason);
+        },
+      });
+    } else {
+      forward(client, target, clientEnded);
+      forward(target, client, targetEnded);
+    }
     const inspector = this.inspector;
     if (inspector) {
       client.on("data", (chunk: Buffer) => inspector("up", chunk));
@@ -261,34 +284,4 @@ export class Bridge {
       this,
     );
   }
-}
-
-const NOTHING = Buffer.alloc(0);
-
-/**
- * Copies from one socket to the other with backpressure, and passes a FIN on as a FIN.
- * A bare pipe() would end the destination on error too, and hide which side ended first.
- */
-function forward(from: Socket, to: Socket, onEnd: () => void): void {
-  from.on("data", (chunk: Buffer) => {
-    if (!to.write(chunk)) from.pause();
-  });
-  to.on("drain", () => from.resume());
-  from.on("end", () => {
-    // libuv reports a reset that arrives behind unread data as a plain EOF (POLLHUP after
-    // a partial read), so a truncated upload would reach the other side as a clean FIN. A
-    // zero-byte write asks the kernel: it fails on a reset socket (the error event then
-    // ends the bridge as a reset) and sends nothing on a live one. With writes pending,
-    // their own failure reports the reset; the probe would only wait behind them.
-    if (from.writableEnded || from.writableLength > 0) {
-      to.end();
-      onEnd();
-      return;
-    }
-    from.write(NOTHING, (error) => {
-      if (error) return;
-      to.end();
-      onEnd();
-    });
-  });
 }

@@ -276,6 +276,7 @@ export class Listener {
       ...(end.errors.length > 0 && { errors: end.errors }),
     };
     if (end.reason === "connect-failed") this.log.warn(fields, "no target reachable");
+    else if (end.reason === "filter-error") this.log.warn(fields, "bridge closed: its filter failed");
     else this.log.info(fields, "bridge closed");
     if (this.bridges.size === 0) for (const resolve of this.whenDrained.splice(0)) resolve();
   }

@@ -30,6 +30,7 @@ function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
     proxyProtocol: undefined,
     recheck: false,
     inspect: false,
+    filter: undefined,
     ...overrides,
   };
 }
