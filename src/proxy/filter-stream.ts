@@ -139,8 +139,12 @@ class Direction {
     });
   }
 
+  /**
+   * The bridge ended. Not from.destroyed: a client that ended its half after we ended ours
+   * is closed and destroyed by Node while its last chunks may still wait on the filter.
+   */
   private get gone(): boolean {
-    return this.from.destroyed || this.to.destroyed;
+    return this.to.destroyed;
   }
 
   private run(chunk: Buffer): void {
