@@ -4,8 +4,7 @@
 // that can plan and apply a config.
 
 import { describePlan, isEmptyPlan } from "./config/diff.ts";
-import { loadFilters } from "./config/filter-load.ts";
-import { type LoadOptions, type LoadResult, loadConfigFile, parseConfig } from "./config/load.ts";
+import { type LoadOptions, type LoadResult, loadConfigFile, parseConfig, withFilters } from "./config/load.ts";
 import type { RuntimeConfig } from "./config/runtime.ts";
 import { BindError } from "./endpoint.ts";
 import type { Logger } from "./log.ts";
@@ -14,7 +13,8 @@ import { summarisePlan } from "./plan/summary.ts";
 
 /** What the reloader needs of the gateway. */
 export interface ConfigApplier {
-  plan(next: RuntimeConfig): PlannedReload;
+  /** Asynchronous with several workers: their open bridges are gathered first. */
+  plan(next: RuntimeConfig): PlannedReload | Promise<PlannedReload>;
   /** Applies next all or nothing; throws BindError having changed nothing. */
   apply(next: RuntimeConfig): Promise<Applied>;
 }
@@ -114,9 +114,9 @@ export class Reloader {
   async plan(text: string): Promise<PlanResult> {
     const parsed = parseConfig(text, this.path);
     if (!parsed.ok) return parsed;
-    const loaded = await loadFilters(parsed, this.path, this.loadOptions);
+    const loaded = await withFilters(parsed, this.path, this.loadOptions);
     if (!loaded.ok) return loaded;
-    return { ok: true, plan: this.gateway.plan(loaded.config).plan, sha256: loaded.sha256 };
+    return { ok: true, plan: (await this.gateway.plan(loaded.config)).plan, sha256: loaded.sha256 };
   }
 
   private async run(trigger: ReloadTrigger): Promise<ReloadOutcome> {
@@ -134,7 +134,7 @@ export class Reloader {
     const loaded: LoadResult = await loadConfigFile(this.path, this.loadOptions);
     if (!loaded.ok) return rejected(loaded.errors);
     // The same file may still name a filter module whose content changed since.
-    if (loaded.sha256 === this.sha256 && isEmptyPlan(this.gateway.plan(loaded.config).changes)) {
+    if (loaded.sha256 === this.sha256 && isEmptyPlan((await this.gateway.plan(loaded.config)).changes)) {
       this.log.info({ trigger }, "reload: unchanged");
       return outcome({ outcome: "unchanged", summary: "the file is unchanged", changes: [], errors: [] });
     }

@@ -52,7 +52,7 @@ export class AdminServer implements AttachedEndpoint {
 
   configure(config: RuntimeConfig): void {
     const rules = config.admin?.allow ?? [];
-    this.allow = rules.length > 0 ? compileRules(rules) : undefined;
+    this.allow = rules.length > 0 ? compileRules(rules, "allow") : undefined;
     const admin = config.admin;
     if (admin && isUnixSocket(admin.listen) && this.server?.listening) chmodSync(admin.listen.path, admin.mode);
   }
@@ -149,9 +149,11 @@ export class AdminServer implements AttachedEndpoint {
         else send(res, 200, "ok\n");
         return;
       case "/status":
+        await view.refresh?.();
         sendJson(res, 200, buildStatus(view, status));
         return;
       case "/metrics":
+        await view.refresh?.();
         send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
         return;
       case "/reload": {

@@ -7,8 +7,9 @@ import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { type LoadOptions, type LoadResult, unsafeOwnership } from "./load.ts";
-import type { FilterFactory, FilterSetting, ListenerConfig, LoadedFilter } from "./runtime.ts";
+import { unsafeConfigReason } from "./file-safety.ts";
+import type { LoadResult } from "./load.ts";
+import type { FilterFactory, FilterSetting, ListenerConfig, LoadedFilter, RuntimeConfig } from "./runtime.ts";
 
 /**
  * Importing runs the module's top-level code, which could await forever: a reload (and
@@ -18,6 +19,23 @@ export const MODULE_LOAD_TIMEOUT_MS = 5_000;
 
 type Loaded = { ok: true; loaded: LoadedFilter } | { ok: false; error: string };
 
+export interface FilterLoadOptions {
+  /** Skip the ownership and permission check (--insecure-config). */
+  readonly insecure?: boolean;
+  /**
+   * sha256 by module path, as the main thread loaded them: a worker thread must run the
+   * very modules the main thread checked, or fail its part of the reload.
+   */
+  readonly expected?: Readonly<Record<string, string>>;
+}
+
+/** The modules a loaded config runs, sha256 by path: what worker threads are told to load. */
+export function filterModules(config: RuntimeConfig): Record<string, string> {
+  const modules: Record<string, string> = {};
+  for (const l of config.listeners) if (l.filter?.loaded) modules[l.filter.loaded.path] = l.filter.loaded.sha256;
+  return modules;
+}
+
 /**
  * Loads every filter module a config names, each file once however many listeners use it.
  * Module paths are relative to the folder of configPath (for a planned file: the folder of
@@ -26,7 +44,7 @@ type Loaded = { ok: true; loaded: LoadedFilter } | { ok: false; error: string };
 export async function loadFilters(
   result: LoadResult & { ok: true },
   configPath: string,
-  options: LoadOptions = {},
+  options: FilterLoadOptions = {},
 ): Promise<LoadResult> {
   const { config } = result;
   const folder = dirname(configPath);
@@ -64,7 +82,7 @@ export async function loadFilters(
   };
 }
 
-async function loadModule(path: string, options: LoadOptions): Promise<Loaded> {
+async function loadModule(path: string, options: FilterLoadOptions): Promise<Loaded> {
   let bytes: Buffer;
   try {
     // As the config is read: non-blocking (a FIFO must not hang the reload), and the file
@@ -73,7 +91,7 @@ async function loadModule(path: string, options: LoadOptions): Promise<Loaded> {
     try {
       const stats = await handle.stat();
       if (!stats.isFile()) return { ok: false, error: "not a regular file" };
-      const unsafe = options.insecure ? undefined : unsafeOwnership(stats);
+      const unsafe = options.insecure ? undefined : await unsafeConfigReason(path, stats);
       if (unsafe) return { ok: false, error: `${unsafe} (or start with --insecure-config)` };
       bytes = await handle.readFile();
     } finally {
@@ -84,6 +102,13 @@ async function loadModule(path: string, options: LoadOptions): Promise<Loaded> {
     return { ok: false, error: code === "ENOENT" ? "no such file" : errorText(error) };
   }
   const sha256 = createHash("sha256").update(bytes).digest("hex");
+  const expected = options.expected?.[path];
+  if (options.expected && expected !== sha256) {
+    return {
+      ok: false,
+      error: "its content is not what the main thread loaded: it changed meanwhile (reload to apply the change)",
+    };
+  }
   // The hash makes a changed file a new URL, so a new module; the same content is the
   // same module, imported once (ES modules cannot be unloaded: each version stays).
   const url = `${pathToFileURL(path).href}?sha256=${sha256}`;

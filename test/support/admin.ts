@@ -156,6 +156,13 @@ export async function status(port: number): Promise<StatusDoc> {
   return JSON.parse(reply.body) as StatusDoc;
 }
 
+/** One allow or deny entry in /status, with its hit counter. */
+export interface EntryHitsDoc {
+  rule: string;
+  hits: number;
+  lastHitAt: string | null;
+}
+
 export interface ReloadEntry {
   at: string;
   trigger: string;
@@ -185,7 +192,12 @@ export interface StatusDoc {
     closed: number;
     bytes: { up: number; down: number };
     limits: { maxConnections: number | null; maxConnectionsPerClient: number | null };
-    rules: { allow: string[]; deny: string[]; schedule: unknown; timeouts: Record<string, string | null> };
+    rules: {
+      allow: EntryHitsDoc[];
+      deny: EntryHitsDoc[];
+      schedule: unknown;
+      timeouts: Record<string, string | null>;
+    };
     balance: string;
     targets: {
       address: string;

@@ -35,13 +35,23 @@ export interface SpawnOptions {
   /** Flags for node itself, before the script (e.g. --heapsnapshot-signal=SIGUSR2). */
   readonly nodeArgs?: readonly string[];
   readonly cwd?: string;
+  /** An installed `tcpgate` to run instead of node dist/cli.js (nodeArgs do not apply). */
+  readonly executable?: string;
+  /** Added to the environment tcpgate runs in. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export function startTcpgate(args: readonly string[], options: SpawnOptions = {}): Running {
-  const command = [process.execPath, ...(options.nodeArgs ?? []), CLI, ...args];
+  const command = options.executable
+    ? [options.executable, ...args]
+    : [process.execPath, ...(options.nodeArgs ?? []), CLI, ...args];
   const child =
     options.nofile === undefined
-      ? spawn(command[0] as string, command.slice(1), { cwd: options.cwd ?? ROOT, stdio: ["ignore", "pipe", "pipe"] })
+      ? spawn(command[0] as string, command.slice(1), {
+          cwd: options.cwd ?? ROOT,
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, ...options.env },
+        })
       : spawn("sh", ["-c", 'ulimit -n "$1" && shift && exec "$@"', "sh", String(options.nofile), ...command], {
           cwd: options.cwd ?? ROOT,
           stdio: ["ignore", "pipe", "pipe"],

@@ -50,8 +50,8 @@ export interface Gate {
 }
 
 /**
- * Starts tcpgate on path at debug level. With the watcher on, resolves only once chokidar
- * watches the file: an edit made before that could go unseen, and the test would be wrong.
+ * Starts tcpgate on path at debug level. With the watcher on, resolves only once the
+ * watcher watches the file: an edit made before that could go unseen, and the test would be wrong.
  */
 export async function startGate(path: string, options: { watch: boolean }): Promise<Gate> {
   const args = ["--config", path, "--log-level", "debug", ...(options.watch ? [] : ["--no-watch"])];
