@@ -7,9 +7,19 @@ import type { Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { FILTER_TIMEOUT_MS } from "../../src/proxy/filter-stream.ts";
+import { workersUnsupported } from "../../src/workers/support.ts";
 import { type LogLine, runTcpgate, tempConfig } from "../support/cli.ts";
 import { filterSetting, MODULES, type ModuleFolder, moduleFolder } from "../support/filters.ts";
-import { delay, endOf, freePort, readAll, startEcho, startServer, type TestServer } from "../support/net.ts";
+import {
+  delay,
+  endOf,
+  eventually,
+  freePort,
+  readAll,
+  startEcho,
+  startServer,
+  type TestServer,
+} from "../support/net.ts";
 import { type RunningProxy, rssBytes, startProxy } from "../support/proxy.ts";
 import { configText, exchange, type Gate, open, startGate } from "../support/reload.ts";
 import { flood, receiveHash, sendRandom } from "../support/streams.ts";
@@ -326,6 +336,67 @@ describe("filter modules across reloads", () => {
     const socket = await open(port);
     assert.match(await exchange(socket, "d", 4), /^v[12]:d$/);
     socket.destroy();
+  });
+});
+
+describe("filters with workers", { skip: workersUnsupported(2) }, () => {
+  test("every worker runs the module, and a reload gives all of them the new version", {
+    timeout: 60_000,
+  }, async () => {
+    const echo = await startEcho();
+    const port = await freePort();
+    const config = tempConfig(
+      `workers: 2\n${configText([
+        {
+          name: "tagged",
+          listen: `127.0.0.1:${port}`,
+          targets: [echo.address],
+          settings: { filter: filterSetting("./tag.mjs") },
+        },
+      ])}`,
+    );
+    const modules = moduleFolder(config.dir);
+    modules.write("tag.mjs", tagging("v1:"));
+    let gate: Gate | undefined;
+    try {
+      gate = await startGate(config.path, { watch: false });
+      /** 16 bridges, each its own connection: SO_REUSEPORT spreads them over both workers. */
+      const answers = async () => {
+        const mark = gate?.logs.length ?? 0;
+        const seen = await Promise.all(
+          Array.from({ length: 16 }, async () => {
+            const socket = await open(port);
+            try {
+              return await exchange(socket, "x", 4);
+            } finally {
+              socket.end();
+            }
+          }),
+        );
+        await eventually(
+          () => (gate?.logs.slice(mark).filter((l) => l.end !== undefined).length ?? 0) >= 16,
+          10_000,
+          "16 access-log lines",
+        );
+        const workers = new Set(
+          gate?.logs
+            .slice(mark)
+            .filter((l) => l.end !== undefined)
+            .map((l) => l.worker),
+        );
+        return { seen: new Set(seen), workers: workers.size };
+      };
+      assert.deepEqual(await answers(), { seen: new Set(["v1:x"]), workers: 2 });
+      modules.write("tag.mjs", tagging("v2:"));
+      const applied = gate.applied();
+      gate.hangup();
+      await gate.waitApplied(applied + 1, 15_000);
+      assert.deepEqual(await answers(), { seen: new Set(["v2:x"]), workers: 2 });
+    } finally {
+      await gate?.stop();
+      await echo.close();
+      config.remove();
+    }
   });
 });
 
