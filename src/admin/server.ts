@@ -1,6 +1,6 @@
-// The admin HTTP endpoint: GET /healthz, GET /status, GET /metrics, POST /reload,
-// POST /plan. Off unless admin.listen is set; it listens on TCP or on a Unix socket.
-// admin.allow refuses a peer at accept, before a byte of its request is read.
+// The admin HTTP endpoint: GET / (the status page), GET /healthz, GET /status,
+// GET /metrics, POST /reload, POST /plan. Off unless admin.listen is set; it listens on
+// TCP or on a Unix socket. admin.allow refuses a peer at accept, before a byte is read.
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
@@ -12,6 +12,7 @@ import { type AddressMatcher, compileRules, parseClientAddress } from "../policy
 import { RefusalLog } from "../proxy/refusal-log.ts";
 import type { PlanResult, ReloadOutcome } from "../reloader.ts";
 import type { Metrics } from "./metrics.ts";
+import { STATUS_PAGE, STATUS_PAGE_HEADERS } from "./page.ts";
 import { buildStatus, type StatusContext } from "./status.ts";
 import type { GatewayView } from "./view.ts";
 
@@ -144,6 +145,10 @@ export class AdminServer implements AttachedEndpoint {
     }
     const { view, metrics, status, reload, plan } = this.handlers;
     switch (path) {
+      case "/":
+        res.writeHead(200, STATUS_PAGE_HEADERS);
+        res.end(STATUS_PAGE);
+        return;
       case "/healthz":
         if (status.shuttingDown()) send(res, 503, "shutting down\n");
         else send(res, 200, "ok\n");
@@ -185,6 +190,7 @@ export class AdminServer implements AttachedEndpoint {
 }
 
 const ROUTES: Record<string, "GET" | "POST"> = {
+  "/": "GET",
   "/healthz": "GET",
   "/status": "GET",
   "/metrics": "GET",

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { test } from "node:test";
 import { type EntryHitsDoc, scrape, status } from "../support/admin.ts";
-import { echoes, type Gate, startCountingEcho, startGate } from "../support/admission.ts";
+import { echoes, startCountingEcho } from "../support/admission.ts";
+import { type Gate, startGate } from "../support/cli.ts";
 import { freePort } from "../support/net.ts";
 
 const BOUNDED = { timeout: 30_000 };
