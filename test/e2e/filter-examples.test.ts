@@ -6,10 +6,9 @@ import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ROOT } from "../support/cli.ts";
-import { filterSetting, type ModuleFolder, moduleFolder } from "../support/filters.ts";
+import { type Gate, ROOT } from "../support/cli.ts";
+import { type Dial, filterSetting, gateWith, type ModuleFolder, moduleFolder } from "../support/filters.ts";
 import { delay, eventually } from "../support/net.ts";
-import { type RunningProxy, startProxy } from "../support/proxy.ts";
 import { type RunningRedis, redisMissing, startRedis } from "../support/redis.ts";
 import { exchange, open } from "../support/reload.ts";
 
@@ -21,7 +20,8 @@ const multibulk = (...words: string[]) =>
 describe("filter examples against a real redis-server", { skip: missing }, () => {
   let redis: RunningRedis;
   let modules: ModuleFolder;
-  let proxy: RunningProxy;
+  let proxy: Gate;
+  let dial: Dial;
   let logFile: string;
 
   before(async () => {
@@ -30,7 +30,7 @@ describe("filter examples against a real redis-server", { skip: missing }, () =>
     modules = moduleFolder();
     const copy = (name: string) => modules.write(name, readFileSync(join(ROOT, "examples", "filters", name), "utf8"));
     logFile = join(modules.dir, "lines.jsonl");
-    proxy = await startProxy([
+    ({ gate: proxy, dial } = await gateWith([
       {
         name: "guarded",
         targets: [redis.address],
@@ -41,11 +41,11 @@ describe("filter examples against a real redis-server", { skip: missing }, () =>
         targets: [redis.address],
         settings: { filter: filterSetting(copy("line-logger.mjs"), { file: logFile }) },
       },
-    ]);
+    ]));
   });
 
   after(async () => {
-    await proxy?.stop();
+    await proxy?.close();
     await redis?.stop();
     modules?.remove();
   });
@@ -75,7 +75,7 @@ describe("filter examples against a real redis-server", { skip: missing }, () =>
   }
 
   test("the guard refuses FLUSHALL in both forms, split or whole, and lets the rest through in order", async () => {
-    const { socket, accessLog } = await proxy.dial("guarded");
+    const { socket, accessLog } = await dial("guarded");
     assert.equal(await exchange(socket, multibulk("SET", "k", "v"), 5), "+OK\r\n");
     // Split inside the command name: the guard must read on before it decides.
     socket.write("*1\r\n$8\r\nFLUS");
@@ -117,7 +117,7 @@ describe("filter examples against a real redis-server", { skip: missing }, () =>
   });
 
   test("the line logger writes each line each way, and changes no byte", async () => {
-    const { socket, port, accessLog } = await proxy.dial("logged");
+    const { socket, port, accessLog } = await dial("logged");
     assert.equal(await exchange(socket, "SET greeting hello\r\n", 5), "+OK\r\n");
     // A line split across writes is logged once, whole.
     socket.write("GET gree");

@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { FILTER_TIMEOUT_MS } from "../../src/proxy/filter-stream.ts";
 import { workersUnsupported } from "../../src/workers/support.ts";
-import { type LogLine, runTcpgate, tempConfig } from "../support/cli.ts";
-import { filterSetting, MODULES, type ModuleFolder, moduleFolder } from "../support/filters.ts";
+import { type Gate, type LogLine, type Running, runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
+import { type Dial, filterSetting, gateWith, MODULES, type ModuleFolder, moduleFolder } from "../support/filters.ts";
 import {
   delay,
   endOf,
@@ -20,11 +20,17 @@ import {
   startServer,
   type TestServer,
 } from "../support/net.ts";
-import { type RunningProxy, rssBytes, startProxy } from "../support/proxy.ts";
-import { configText, exchange, type Gate, open, startGate } from "../support/reload.ts";
-import { flood, receiveHash, sendRandom } from "../support/streams.ts";
+import { configText, exchange, open } from "../support/reload.ts";
+import { flood, receiveHash, rssBytes, sendRandom } from "../support/streams.ts";
 
 const MiB = 1024 * 1024;
+
+/** tcpgate on a config file of the test's own, whose folder holds its filter modules. */
+async function startOn(path: string): Promise<Running> {
+  const tcpgate = startTcpgate(["--config", path, "--no-watch", "--log-level", "debug"]);
+  await tcpgate.started({ timeoutMs: 15_000 });
+  return tcpgate;
+}
 
 describe("filters on the bytes", () => {
   let echo: TestServer;
@@ -32,7 +38,8 @@ describe("filters on the bytes", () => {
   /** What the recorder's connections received, in order of connection. */
   const recorded: Buffer[][] = [];
   let modules: ModuleFolder;
-  let proxy: RunningProxy;
+  let proxy: Gate;
+  let dial: Dial;
 
   before(async () => {
     echo = await startEcho();
@@ -62,7 +69,7 @@ describe("filters on the bytes", () => {
       "bracket.mjs",
       `export default () => ({ up: (chunk) => Buffer.concat([Buffer.from("["), chunk]) });\n`,
     );
-    proxy = await startProxy([
+    ({ gate: proxy, dial } = await gateWith([
       { name: "same", targets: [echo.address], settings: { filter: at("identity") } },
       { name: "same-async", targets: [echo.address], settings: { filter: at("identityAsync") } },
       { name: "case", targets: [recorder.address], settings: { filter: at("caseAndRot13") } },
@@ -72,11 +79,11 @@ describe("filters on the bytes", () => {
         targets: [recorder.address],
         settings: { filter: filterSetting(bracket), proxyProtocol: "v1" },
       },
-    ]);
+    ]));
   });
 
   after(async () => {
-    await proxy?.stop();
+    await proxy?.close();
     await echo?.close();
     await recorder?.close();
     modules?.remove();
@@ -84,7 +91,7 @@ describe("filters on the bytes", () => {
 
   for (const listener of ["same", "same-async"]) {
     test(`a filter that returns its input changes nothing (${listener}): bulk both ways, half-close kept`, async () => {
-      const { socket, accessLog } = await proxy.dial(listener);
+      const { socket, accessLog } = await dial(listener);
       const received = receiveHash(socket);
       const sent = await sendRandom(socket, 8 * MiB);
       // The echo ends its half after ours: both FINs went through the filter's directions.
@@ -100,21 +107,21 @@ describe("filters on the bytes", () => {
 
   test("up and down rewrite their direction", async () => {
     const before = recorded.length;
-    const { socket, accessLog } = await proxy.dial("case");
+    const { socket, accessLog } = await dial("case");
     const reply = readAll(socket);
     socket.end("Hello, Target");
     await accessLog();
     assert.equal(Buffer.concat(recorded[before] ?? []).toString(), "HELLO, TARGET");
     // The recorder sends nothing back; a second bridge checks the down direction.
     const target = new Promise<Socket>((resolve) => recorder.server.once("connection", resolve));
-    const second = await proxy.dial("case");
+    const second = await dial("case");
     (await target).end("Uryyb, Pyvrag");
     assert.equal((await readAll(second.socket)).toString(), "Hello, Client");
     assert.equal((await reply).toString(), "");
   });
 
   test("null closes the bridge: end reason filter", async () => {
-    const { socket, accessLog } = await proxy.dial("failing");
+    const { socket, accessLog } = await dial("failing");
     assert.equal(await exchange(socket, "hello", 5), "hello");
     socket.write("BYE");
     const line = await accessLog();
@@ -125,7 +132,7 @@ describe("filters on the bytes", () => {
   test("a throw, a rejection and a stall end only their own bridge: filter-error with the message", {
     timeout: 60_000,
   }, async () => {
-    const bystander = await proxy.dial("failing");
+    const bystander = await dial("failing");
     assert.equal(await exchange(bystander.socket, "before", 6), "before");
     const cases: [string, string][] = [
       ["THROW", "up: boom"],
@@ -135,7 +142,7 @@ describe("filters on the bytes", () => {
     const started = Date.now();
     const ended = await Promise.all(
       cases.map(async ([word]) => {
-        const { socket, accessLog } = await proxy.dial("failing");
+        const { socket, accessLog } = await dial("failing");
         const closed = endOf(socket, FILTER_TIMEOUT_MS + 10_000);
         socket.write(word);
         const line = await accessLog(FILTER_TIMEOUT_MS + 10_000);
@@ -158,7 +165,7 @@ describe("filters on the bytes", () => {
 
   test("a reset passes through a filtered bridge as a reset", async () => {
     const target = new Promise<Socket>((resolve) => echo.server.once("connection", resolve));
-    const { socket, accessLog } = await proxy.dial("same");
+    const { socket, accessLog } = await dial("same");
     assert.equal(await exchange(socket, "x", 1), "x");
     const targetSide = await target;
     const how = endOf(targetSide, 5000);
@@ -169,7 +176,7 @@ describe("filters on the bytes", () => {
 
   test("our own PROXY header to the target does not pass through the filter", async () => {
     const before = recorded.length;
-    const { socket, accessLog } = await proxy.dial("header");
+    const { socket, accessLog } = await dial("header");
     socket.end("hello");
     await accessLog();
     const text = Buffer.concat(recorded[before] ?? []).toString();
@@ -192,7 +199,7 @@ describe("filter memory", () => {
       "slow.mjs",
       "const later = (chunk) => new Promise((resolve) => setTimeout(() => resolve(chunk), 1));\nexport default () => ({ up: later, down: later });\n",
     );
-    const proxy = await startProxy([
+    const { gate: proxy, dial } = await gateWith([
       { name: "mem", targets: [sink.address], settings: { filter: filterSetting(slow) } },
     ]);
     const nextTarget = () => new Promise<Socket>((resolve) => waiting.push(resolve));
@@ -200,7 +207,7 @@ describe("filter memory", () => {
       // Warm up, so the baseline is a running proxy.
       {
         const targetSide = nextTarget();
-        const { socket } = await proxy.dial("mem");
+        const { socket } = await dial("mem");
         const target = await targetSide;
         target.resume();
         target.pipe(target);
@@ -211,10 +218,10 @@ describe("filter memory", () => {
       await delay(200);
       const baseline = rssBytes(proxy.pid);
       const downTarget = nextTarget();
-      const down = await proxy.dial("mem");
+      const down = await dial("mem");
       const downSender = flood(await downTarget, 3000);
       const upTarget = nextTarget();
-      const up = await proxy.dial("mem");
+      const up = await dial("mem");
       const upReceiver = await upTarget;
       const upSender = flood(up.socket, 3000);
       let peak = baseline;
@@ -249,7 +256,7 @@ describe("filter memory", () => {
       upReceiver.end();
       await Promise.all([down.accessLog(), up.accessLog()]);
     } finally {
-      await proxy.stop();
+      await proxy.close();
       await sink.close();
       modules.remove();
     }
@@ -264,7 +271,7 @@ describe("filter modules across reloads", () => {
   let echo: TestServer;
   let config: ReturnType<typeof tempConfig>;
   let modules: ModuleFolder;
-  let gate: Gate;
+  let gate: Running;
   let port: number;
   let adminPort: number;
 
@@ -283,7 +290,7 @@ describe("filter modules across reloads", () => {
     config = tempConfig(text);
     modules = moduleFolder(config.dir);
     modules.write("tag.mjs", tagging("v1:"));
-    gate = await startGate(config.path, { watch: false });
+    gate = await startOn(config.path);
   });
 
   after(async () => {
@@ -357,9 +364,9 @@ describe("filters with workers", { skip: workersUnsupported(2) }, () => {
     );
     const modules = moduleFolder(config.dir);
     modules.write("tag.mjs", tagging("v1:"));
-    let gate: Gate | undefined;
+    let gate: Running | undefined;
     try {
-      gate = await startGate(config.path, { watch: false });
+      gate = await startOn(config.path);
       /** 16 bridges, each its own connection: SO_REUSEPORT spreads them over both workers. */
       const answers = async () => {
         const mark = gate?.logs.length ?? 0;

@@ -1,7 +1,12 @@
-// Filter modules written by a test: a private folder of ES modules for configs to name.
+// Filter modules written by a test: a private folder of ES modules for configs to name,
+// and clients dialled by listener name.
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Gate, type LogLine, startGate } from "./cli.ts";
+import { freePort } from "./net.ts";
+import { configText, type ListenerDef } from "./reload.ts";
 
 export interface ModuleFolder {
   readonly dir: string;
@@ -22,6 +27,32 @@ export function moduleFolder(dir = mkdtempSync(join(tmpdir(), "tcpgate-filters-"
     },
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+export type Dial = (listener: string) => Promise<{
+  readonly socket: Socket;
+  readonly port: number;
+  /** The access-log line of this client's bridge, once it has ended. */
+  accessLog(timeoutMs?: number): Promise<LogLine>;
+}>;
+
+/** Connects clients to gate's listeners by name. */
+export function dialer(gate: Gate): Dial {
+  return async (listener) => {
+    const socket = await gate.dial(gate.port(listener));
+    return {
+      socket,
+      port: socket.localPort ?? 0,
+      accessLog: (timeoutMs) => gate.bridgeEnd(socket, undefined, timeoutMs),
+    };
+  };
+}
+
+/** tcpgate with these listeners, each on a free loopback port, and a dialer for them. */
+export async function gateWith(listeners: readonly Omit<ListenerDef, "listen">[]): Promise<{ gate: Gate; dial: Dial }> {
+  const defs = await Promise.all(listeners.map(async (l) => ({ ...l, listen: `127.0.0.1:${await freePort()}` })));
+  const gate = await startGate(configText(defs, { shutdownTimeout: "2s" }));
+  return { gate, dial: dialer(gate) };
 }
 
 /** A listener's `filter:` value for a config line, as a YAML flow map. */
