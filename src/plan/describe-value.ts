@@ -29,8 +29,13 @@ export function describeValue(key: string, value: unknown): string | string[] {
       return `${f.module}${f.loaded ? ` (sha256 ${f.loaded.sha256.slice(0, 12)})` : ""}${options}`;
     }
     case "admin": {
-      const a = value as { listenKey: string; allow: { source: string }[] };
-      return a.allow.length > 0 ? `${a.listenKey} (allow ${a.allow.map((r) => r.source).join(", ")})` : a.listenKey;
+      // A Unix socket's mode is who may use it: a change of mode alone must show.
+      const a = value as { listenKey: string; allow: { source: string }[]; mode: number };
+      const about = [
+        a.listenKey.startsWith("unix:") ? `mode ${a.mode.toString(8).padStart(4, "0")}` : "",
+        a.allow.length > 0 ? `allow ${a.allow.map((r) => r.source).join(", ")}` : "",
+      ].filter(Boolean);
+      return about.length > 0 ? `${a.listenKey} (${about.join("; ")})` : a.listenKey;
     }
   }
   return typeof value === "object" ? JSON.stringify(value) : String(value);
