@@ -37,7 +37,8 @@ export default function create(options, bridge) {
   const out = output(options?.file);
   const directions = new Set(options?.directions ?? ["up", "down"]);
   const maxLine = Number(options?.maxLine ?? 1024);
-  const facts = { listener: bridge.listener, client: bridge.client, clientPort: bridge.clientPort, target: bridge.target };
+  const { listener, client, clientPort, target } = bridge;
+  const facts = { listener, client, clientPort, target };
 
   const logger = (direction) => {
     /** The start of a line whose end has not come yet (at most maxLine bytes of it). */

@@ -27,7 +27,8 @@ const MAX_NAME = 1024;
 const UNTRACKED = new Set(["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "CLIENT REPLY"]);
 
 export default function create(options, bridge) {
-  const rules = new Set((options?.deny ?? []).map((entry) => String(entry).trim().toUpperCase().replace(/\s+/g, " ")));
+  const normal = (entry) => String(entry).trim().toUpperCase().replace(/\s+/g, " ");
+  const rules = new Set((options?.deny ?? []).map(normal));
   const firstWords = new Set([...rules].filter((r) => r.includes(" ")).map((r) => r.split(" ")[0]));
   const text = String(options?.message ?? "not allowed through this gateway").replace(/[\r\n]+/g, " ");
   const refusal = (command) => Buffer.from(`-ERR '${command}' is ${text}\r\n`);
@@ -72,7 +73,8 @@ export default function create(options, bridge) {
         } else if (command.replies && tracking) {
           expectFromRedis();
           if (UNTRACKED.has(name) || UNTRACKED.has(withArgument)) {
-            // From here on replies are not one per command: answer what is owed, and any later refusal, at once.
+            // From here on replies are not one per command: what is owed, and any later
+            // refusal, is answered at once.
             tracking = false;
             for (const item of owed) if (item.error) bridge.reply(item.error);
             owed.length = 0;
@@ -337,7 +339,10 @@ class ReplyCounter {
           case "*":
           case "~":
           case ">":
-            if (n > 0) this.stack.push({ left: n, kind: this.type === 0x3e && this.stack.length === 0 ? "push" : "value" });
+            if (n > 0) {
+              const push = this.type === 0x3e /* > */ && this.stack.length === 0;
+              this.stack.push({ left: n, kind: push ? "push" : "value" });
+            }
             else complete();
             break;
           case "%":
