@@ -358,6 +358,7 @@ export class Listener {
       ...(end.errors.length > 0 && { errors: end.errors }),
     };
     if (end.reason === "connect-failed") this.log.warn(fields, "no target reachable");
+    else if (end.reason === "filter-error") this.log.warn(fields, "bridge closed: its filter failed");
     else this.log.info(fields, "bridge closed");
   }
 }

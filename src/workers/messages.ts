@@ -22,6 +22,8 @@ export type Request =
       readonly kind: "prepare";
       readonly text: string;
       readonly file: string;
+      /** The filter modules the main thread loaded for this config: sha256 by path. */
+      readonly modules: Readonly<Record<string, string>>;
       /** The shared counters of every listener the config names. */
       readonly slots: Readonly<Record<string, SharedListenerSlots>>;
     }

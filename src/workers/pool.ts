@@ -7,6 +7,7 @@
 
 import { Worker } from "node:worker_threads";
 import type { ListenerView } from "../admin/view.ts";
+import { filterModules } from "../config/filter-load.ts";
 import { configSource } from "../config/load.ts";
 import type { ListenerConfig, RuntimeConfig } from "../config/runtime.ts";
 import { BindError } from "../endpoint.ts";
@@ -193,6 +194,7 @@ export class WorkerPool implements ConfigApplier {
       kind: "prepare",
       text: source.text,
       file: source.file,
+      modules: filterModules(next),
       slots: Object.fromEntries(this.slots),
     };
     const results = await Promise.allSettled(targets.map((w) => w.request(request)));
@@ -269,6 +271,7 @@ export class WorkerPool implements ConfigApplier {
           kind: "prepare",
           text: source.text,
           file: source.file,
+          modules: filterModules(this.running),
           slots: Object.fromEntries(this.slots),
         });
         await fresh.request({ kind: "commit" });

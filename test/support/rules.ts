@@ -37,6 +37,7 @@ export function listenerConfig(overrides: Partial<ListenerConfig>): ListenerConf
     recheck: false,
     inspect: false,
     acceptProxy: undefined,
+    filter: undefined,
     ...overrides,
   };
 }
