@@ -6,13 +6,8 @@ import { createHash } from "node:crypto";
 import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { pino } from "pino";
-import type { ReloadPlan } from "../../src/config/diff.ts";
 import { parseConfig } from "../../src/config/load.ts";
-import type { RuntimeConfig } from "../../src/config/runtime.ts";
-import type { Gateway } from "../../src/gateway.ts";
-import { Reloader } from "../../src/reloader.ts";
-import { startGate, tempConfig } from "../support/cli.ts";
+import { startGate } from "../support/cli.ts";
 import { delay, endOf, eventually, freePorts, startEcho, startServer, type TestServer } from "../support/net.ts";
 import {
   configText,
@@ -531,85 +526,3 @@ function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
-
-// The queue's promises, in process: a gateway that waits for the test before it finishes
-// applying, so that triggers provably arrive while a reload runs. No sockets are involved.
-describe("the reload queue", () => {
-  const EMPTY_PLAN: ReloadPlan = { add: [], remove: [], rebind: [], update: [], unchanged: [], settings: [] };
-  const version = (port: number) => configText([{ name: "a", listen: `127.0.0.1:${port}`, targets: ["127.0.0.1:9"] }]);
-
-  function slowGateway() {
-    const applied: RuntimeConfig[] = [];
-    const waiting: { finish: (error?: Error) => void }[] = [];
-    const gateway = {
-      apply(config: RuntimeConfig): Promise<ReloadPlan> {
-        applied.push(config);
-        return new Promise((resolve, reject) => {
-          waiting.push({ finish: (error) => (error ? reject(error) : resolve(EMPTY_PLAN)) });
-        });
-      },
-    } as unknown as Gateway;
-    /** Finishes the oldest apply still running, once it has started. */
-    const finish = async (error?: Error) => {
-      await eventually(() => waiting.length > 0, 2000, "an apply to start");
-      waiting.shift()?.finish(error);
-    };
-    const ports = () => applied.map((c) => c.listeners[0]?.listen.port);
-    return { gateway, finish, ports };
-  }
-
-  test("a burst of triggers during a reload makes exactly one more, of the newest file", {
-    timeout: 20_000,
-  }, async () => {
-    const file = tempConfig(version(1001));
-    try {
-      const { gateway, finish, ports } = slowGateway();
-      const reloader = new Reloader(file.path, gateway, pino({ level: "silent" }), "sha of what runs");
-      const first = reloader.reload("first");
-      await eventually(() => ports().length === 1, 2000, "the first apply");
-      const burst: Promise<unknown>[] = [];
-      for (const port of [1002, 1003, 1004]) {
-        file.write(version(port));
-        for (let i = 0; i < 5; i++) burst.push(reloader.reload(`burst ${port}`));
-      }
-      await finish();
-      assert.equal((await first).outcome, "applied");
-      await finish();
-      const outcomes = await Promise.all(burst);
-      assert.deepEqual(ports(), [1001, 1004]);
-      assert.equal(new Set(outcomes).size, 1, "every trigger of the burst shares the one follow-up");
-    } finally {
-      file.remove();
-    }
-  });
-
-  test("a reload that fails unexpectedly still runs the one queued behind it, and the queue keeps working", {
-    timeout: 20_000,
-  }, async () => {
-    const file = tempConfig(version(2001));
-    try {
-      const { gateway, finish, ports } = slowGateway();
-      const reloader = new Reloader(file.path, gateway, pino({ level: "silent" }), "sha of what runs");
-      const failing = reloader.reload("first");
-      await eventually(() => ports().length === 1, 2000, "the first apply");
-      file.write(version(2002));
-      const queued = reloader.reload("second");
-      await finish(new Error("internal: something unexpected"));
-      await assert.rejects(failing, /internal: something unexpected/);
-      await finish();
-      assert.equal((await queued).outcome, "applied");
-      // Later bursts queue as before.
-      file.write(version(2003));
-      const third = reloader.reload("third");
-      await eventually(() => ports().length === 3, 2000, "the third apply");
-      file.write(version(2004));
-      const fourth = reloader.reload("fourth");
-      await finish();
-      await finish();
-      await Promise.all([third, fourth]);
-      assert.deepEqual(ports(), [2001, 2002, 2003, 2004]);
-    } finally {
-      file.remove();
-    }
-  });
-});

@@ -15,6 +15,9 @@ import { dialFrom, type Refused, type RefusedOptions, tryRefused } from "./net.t
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = join(ROOT, "dist", "cli.js");
 
+/** How long start-up may take: node alone took over 10 s to start at load average 20 on 2 cores. */
+const START_MS = 30_000;
+
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
 
 export interface Running {
@@ -77,6 +80,10 @@ export interface SpawnOptions {
   /** Flags for node itself, before the script (e.g. --heapsnapshot-signal=SIGUSR2). */
   readonly nodeArgs?: readonly string[];
   readonly cwd?: string;
+  /** An installed `tcpgate` to run instead of node dist/cli.js (nodeArgs do not apply). */
+  readonly executable?: string;
+  /** Added to the environment tcpgate runs in. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 const msgOf = (l: LogLine) => (typeof l.msg === "string" ? l.msg : "");
@@ -88,10 +95,16 @@ export function startTcpgate(args: readonly string[], options: SpawnOptions = {}
 
 /** The child, and the clients its dial() connected (for Gate.close()). */
 function spawnTcpgate(args: readonly string[], options: SpawnOptions): { tcpgate: Running; clients: Set<Socket> } {
-  const command = [process.execPath, ...(options.nodeArgs ?? []), CLI, ...args];
+  const command = options.executable
+    ? [options.executable, ...args]
+    : [process.execPath, ...(options.nodeArgs ?? []), CLI, ...args];
   const child =
     options.nofile === undefined
-      ? spawn(command[0] as string, command.slice(1), { cwd: options.cwd ?? ROOT, stdio: ["ignore", "pipe", "pipe"] })
+      ? spawn(command[0] as string, command.slice(1), {
+          cwd: options.cwd ?? ROOT,
+          stdio: ["ignore", "pipe", "pipe"],
+          env: { ...process.env, ...options.env },
+        })
       : spawn("sh", ["-c", 'ulimit -n "$1" && shift && exec "$@"', "sh", String(options.nofile), ...command], {
           cwd: options.cwd ?? ROOT,
           stdio: ["ignore", "pipe", "pipe"],
@@ -177,7 +190,7 @@ function spawnTcpgate(args: readonly string[], options: SpawnOptions): { tcpgate
     exited,
     waitForLog,
     stop,
-    async started({ watching = false, timeoutMs = 10_000 } = {}) {
+    async started({ watching = false, timeoutMs = START_MS } = {}) {
       try {
         await waitForLog((l) => msgOf(l) === "tcpgate started", timeoutMs);
         if (watching) await waitForLog((l) => msgOf(l) === "watching the config file", timeoutMs);
