@@ -12,7 +12,13 @@ export function describeValue(key: string, value: unknown): string | string[] {
       );
     case "allow":
     case "deny":
-      return (value as { source: string }[]).map((r) => r.source);
+      // An acl's name alone would hide a change of what it holds: show its ranges too.
+      return (value as { source: string; cidrs: { text: string }[] }[]).map((r) => {
+        const ranges = r.cidrs.map((c) => c.text);
+        return ranges.length === 1 && (ranges[0] === r.source || ranges[0]?.startsWith(`${r.source}/`))
+          ? r.source
+          : `${r.source} [${ranges.join(" ")}]`;
+      });
     case "schedule": {
       const s = value as { timezone?: string; windows: { days?: string[]; from: string; to: string }[] };
       const windows = s.windows.map((w) => `${w.days?.join(",") ?? "every day"} ${w.from}-${w.to}`);
