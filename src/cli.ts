@@ -4,21 +4,30 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { type App, startApp } from "./app.ts";
+import { EXPLAIN_USAGE, runExplain } from "./commands/explain.ts";
+import { PLAN_USAGE, runPlan } from "./commands/plan.ts";
+import { UsageError } from "./commands/usage-error.ts";
 import { formatHostPort, parseListenAddress, parseTargetAddress } from "./config/address.ts";
+import { lint } from "./config/lint.ts";
 import { type LoadResult, loadConfigFile, parseConfig } from "./config/load.ts";
 import { LOG_LEVELS } from "./config/schema.ts";
 import { summarise } from "./config/summary.ts";
-import { BindError } from "./gateway.ts";
+import { BindError } from "./endpoint.ts";
 import { createLogger, type Logger } from "./log.ts";
 
 const USAGE = `Usage:
   tcpgate <listen-host> <listen-port> <target-host> <target-port>   quick mode, no config file
   tcpgate --config proxy.yaml            run from a config file (-c)
-  tcpgate --config proxy.yaml --check    validate the file, print a summary, bind nothing
+  tcpgate --config proxy.yaml --check    validate the file, print a summary and warnings, bind nothing
+  ${PLAN_USAGE}
+                                         what saving the file would do to the running instance
+  ${EXPLAIN_USAGE}
+                                         who would admit a client, and why (offline, from the file)
 
 Options:
   -c, --config <file>     the YAML config file
       --check             validate only: exit 0 with a summary, or 1 with the errors
+      --strict            with --check: exit 1 when there is any warning too
       --no-watch          do not watch the config file for changes
       --insecure-config   load a config file that others than its owner may write
       --log-level <level> trace | debug | info | warn | error (overrides log.level)
@@ -26,11 +35,18 @@ Options:
   -v, --version           print the version
   -h, --help              print this help`;
 
-class UsageError extends Error {}
-
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
   return pkg.version;
+}
+
+/** Node's own parseArgs messages run on with advice about "--": the first sentence is the point. */
+function firstSentence(error: unknown): string {
+  return (error as Error).message.split("\n")[0]?.split(". ")[0] || "bad arguments";
+}
+
+function isParseArgsError(error: unknown): boolean {
+  return String((error as NodeJS.ErrnoException)?.code ?? "").startsWith("ERR_PARSE_ARGS");
 }
 
 function parseCommandLine(argv: string[]) {
@@ -43,6 +59,7 @@ function parseCommandLine(argv: string[]) {
       options: {
         config: { type: "string", short: "c" },
         check: { type: "boolean" },
+        strict: { type: "boolean" },
         "no-watch": { type: "boolean" },
         "insecure-config": { type: "boolean" },
         "log-level": { type: "string" },
@@ -55,7 +72,7 @@ function parseCommandLine(argv: string[]) {
     parsed = parse();
   } catch (error) {
     // Node's own message runs on with advice about "--"; its first sentence is the point.
-    throw new UsageError((error as Error).message.split("\n")[0]?.split(". ")[0] ?? "bad arguments");
+    throw new UsageError(firstSentence(error));
   }
   const { values, positionals } = parsed;
   const level = values["log-level"];
@@ -73,6 +90,7 @@ function parseCommandLine(argv: string[]) {
   if (values.config !== undefined && positionals.length > 0)
     throw new UsageError("--config and quick-mode arguments exclude each other");
   if (values.check && values.config === undefined) throw new UsageError("--check needs --config <file>");
+  if (values.strict && !values.check) throw new UsageError("--strict goes with --check");
   return { ...values, positionals };
 }
 
@@ -96,6 +114,8 @@ let onHangup: () => void = () => {};
 process.on("SIGHUP", () => onHangup());
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "plan") return runPlan(argv.slice(1));
+  if (argv[0] === "explain") return runExplain(argv.slice(1));
   const options = parseCommandLine(argv);
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -116,6 +136,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (options.check) {
     process.stdout.write(`${summarise(loaded.config, basename(configPath ?? ""))}\n`);
+    const warnings = lint(loaded.config, loaded.source);
+    for (const line of warnings) process.stdout.write(`${line}\n`);
+    if (warnings.length > 0 && options.strict) {
+      process.stderr.write(`tcpgate: --strict: ${warnings.length} warning${warnings.length === 1 ? "" : "s"}\n`);
+      return 1;
+    }
     return 0;
   }
 
@@ -136,6 +162,7 @@ async function main(argv: string[]): Promise<number> {
             },
       version: version(),
       log,
+      pretty: options.pretty ?? false,
       onApplied: (config) => {
         if (levelOverride === undefined) log.level = config.logLevel;
       },
@@ -149,7 +176,7 @@ async function main(argv: string[]): Promise<number> {
   }
   log.info({ version: version(), config: configPath ?? "arguments" }, "tcpgate started");
   onHangup = () => {
-    const reloading = app.reload("SIGHUP");
+    const reloading = app.reload("signal");
     if (!reloading) log.warn("SIGHUP: quick mode has no config file to reload");
     reloading?.catch((error: unknown) => log.error({ error: String(error) }, "reload failed"));
   };
@@ -168,11 +195,15 @@ function untilShutdown(app: App, log: Logger): Promise<number> {
       stopping = true;
       onHangup = () => log.warn("SIGHUP ignored: shutting down");
       log.info({ signal }, "shutting down");
-      app.shutdown().then(() => {
-        log.info("stopped");
+      app
+        .shutdown()
+        .then(
+          () => log.info("stopped"),
+          // A close that fails must not skip the last log lines: say so, and stop anyway.
+          (error: unknown) => log.error({ error: String(error) }, "stopped after an error while shutting down"),
+        )
         // Log lines are written asynchronously: let the last ones out before exiting.
-        log.flush(() => resolve(0));
-      });
+        .finally(() => log.flush(() => resolve(0)));
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
@@ -186,8 +217,8 @@ main(process.argv.slice(2)).then(
     if (code === 0 || code === 1) setImmediate(() => process.exit(code));
   },
   (error: unknown) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`tcpgate: ${error.message} (see tcpgate --help)\n`);
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      process.stderr.write(`tcpgate: ${firstSentence(error)} (see tcpgate --help)\n`);
       process.exit(2);
     }
     process.stderr.write(`tcpgate: ${error instanceof Error ? error.message : String(error)}\n`);

@@ -2,6 +2,7 @@
 // proxy's hot paths only keep the plain counters they already need; the one exception is
 // the bridge duration histogram, observed once per bridge end.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { RULE_LISTS } from "../policy/address-match.ts";
 import { REFUSAL_REASONS } from "../policy/admission.ts";
 import type { BridgeEnd } from "../proxy/bridge.ts";
 import type { GatewayView } from "./view.ts";
@@ -80,6 +81,23 @@ export function createMetrics(view: GatewayView): Metrics {
         .flatMap((l) =>
           REFUSAL_REASONS.map((reason) => sample({ listener: l.name, reason }, l.counters.refused[reason])),
         ),
+  );
+  // Serving listeners only: a draining namesake's entries are not the rules in force. An
+  // entry appears from its first hit, so a 10,000-entry blocklist is not 10,000 series.
+  counterFrom(
+    "tcpgate_rule_hits_total",
+    "Clients each allow or deny entry decided: refused by a deny entry, let past the allow step by an allow entry.",
+    ["listener", "list", "rule"],
+    () =>
+      view
+        .listeners()
+        .filter((l) => l.state === "serving")
+        .flatMap((l) => {
+          const hits = l.ruleHits();
+          return RULE_LISTS.flatMap((list) =>
+            hits[list].filter((e) => e.hits > 0).map((e) => sample({ listener: l.name, list, rule: e.rule }, e.hits)),
+          );
+        }),
   );
   gaugeFrom("tcpgate_bridges_open", "Open bridges.", ["listener"], () =>
     view.listeners().map((l) => sample({ listener: l.name }, l.open)),

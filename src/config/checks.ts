@@ -1,9 +1,10 @@
-// Checks that look across values: names, address clashes, acl references, and the
-// keys whose features have not landed yet. They run on whatever parts of the file are
-// well-formed, even when other parts failed the schema, so one pass reports every error.
-import { formatHostPort, type HostPort, parseListenAddress, parseTargetAddress } from "./address.ts";
+// Checks that look across values: names, address clashes, acl references. They run on
+// whatever parts of the file are well-formed, even when other parts (or other keys of the
+// same listener) failed the schema, so one pass reports every error.
+import { formatHostPort, type HostPort, type Parsed, parseListenAddress, parseTargetAddress } from "./address.ts";
 import { listenOverlaps } from "./overlap.ts";
-import { isAclReference, listenerSchema, type RawListener } from "./schema.ts";
+import { ACL_NAME, isAclReference, listenerSchema } from "./schema.ts";
+import { closest } from "./suggest.ts";
 import type { SourceIssue } from "./yaml-source.ts";
 
 type Path = (string | number)[];
@@ -16,13 +17,43 @@ function listAt(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
-/** The listeners that pass the schema on their own, by index; undefined for the others. */
-function wellFormedListeners(data: unknown): (RawListener | undefined)[] {
+/**
+ * A listener's parts that pass the schema on their own. A listener with an unknown key or
+ * a bad timeout fails the schema as a whole, but its name, address, targets and rule lists
+ * can still clash or name a missing acl, and those errors belong in the same report.
+ */
+interface ListenerParts {
+  readonly name: string | undefined;
+  readonly listen: HostPort | undefined;
+  /** The address as written, for messages where its canonical form reads differently. */
+  readonly listenText: string;
+  /** By index in targets; undefined for an entry whose address does not parse. */
+  readonly targets: readonly (HostPort | undefined)[];
+  readonly allow: unknown;
+  readonly deny: unknown;
+}
+
+function listenerParts(data: unknown): ListenerParts[] {
   if (!isMap(data)) return [];
   return listAt(data.listeners).map((item) => {
-    const parsed = listenerSchema.safeParse(item);
-    return parsed.success ? parsed.data : undefined;
+    const raw = isMap(item) ? item : {};
+    const name = listenerSchema.shape.name.safeParse(raw.name);
+    return {
+      name: name.success ? name.data : undefined,
+      listen: typeof raw.listen === "string" ? parsedOrUndefined(parseListenAddress(raw.listen)) : undefined,
+      listenText: String(raw.listen),
+      targets: listAt(raw.targets).map((t) => {
+        const address = isMap(t) ? t.address : t;
+        return typeof address === "string" ? parsedOrUndefined(parseTargetAddress(address)) : undefined;
+      }),
+      allow: raw.allow,
+      deny: raw.deny,
+    };
   });
+}
+
+function parsedOrUndefined<T>(parsed: Parsed<T>): T | undefined {
+  return parsed.ok ? parsed.value : undefined;
 }
 
 /** acl names the file defines; undefined when `acls` is not a map, so references cannot be judged. */
@@ -32,19 +63,19 @@ function aclNames(data: unknown): ReadonlySet<string> | undefined {
 }
 
 export function crossFieldIssues(data: unknown): SourceIssue[] {
-  const listeners = wellFormedListeners(data);
+  const listeners = listenerParts(data);
   const acls = aclNames(data);
   const issues: SourceIssue[] = [
     ...nameIssues(listeners),
     ...addressIssues(listeners),
     ...adminAddressIssues(data, listeners),
-    ...listeners.flatMap((l, index) => (l ? targetIssues(l, index) : [])),
+    ...listeners.flatMap((l, index) => targetIssues(l, index)),
     ...protoAclIssues(data),
   ];
   if (acls) {
     listeners.forEach((l, index) => {
       for (const list of ["allow", "deny"] as const) {
-        issues.push(...aclReferenceIssues(l?.[list], ["listeners", index, list], acls));
+        issues.push(...aclReferenceIssues(l[list], ["listeners", index, list], acls));
       }
     });
     if (isMap(data) && isMap(data.admin))
@@ -63,11 +94,11 @@ function protoAclIssues(data: unknown): SourceIssue[] {
     : [];
 }
 
-function nameIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {
+function nameIssues(listeners: ListenerParts[]): SourceIssue[] {
   const issues: SourceIssue[] = [];
   const names = new Map<string, number>();
   listeners.forEach((l, index) => {
-    if (!l) return;
+    if (l.name === undefined) return;
     const first = names.get(l.name);
     if (first === undefined) names.set(l.name, index);
     else
@@ -79,52 +110,60 @@ function nameIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {
   return issues;
 }
 
-function addressIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {
+function addressIssues(listeners: ListenerParts[]): SourceIssue[] {
   const issues: SourceIssue[] = [];
-  const bound: { address: HostPort; index: number; name: string }[] = [];
+  const bound: Bound[] = [];
   listeners.forEach((l, index) => {
-    if (!l) return;
-    const address = parseListenAddress(l.listen);
-    if (!address.ok) return;
-    const clash = bound.find((b) => listenOverlaps(b.address, address.value));
-    if (clash) issues.push({ path: ["listeners", index, "listen"], message: clashMessage(address.value, clash) });
-    bound.push({ address: address.value, index, name: l.name });
+    const address = l.listen;
+    if (!address) return;
+    const clash = bound.find((b) => listenOverlaps(b.address, address));
+    if (clash) {
+      issues.push({ path: ["listeners", index, "listen"], message: clashMessage(address, clash, l.listenText) });
+    }
+    bound.push({ address, index, name: l.name });
   });
   return issues;
 }
 
 /** The admin endpoint needs a port of its own, like any listener. */
-function adminAddressIssues(data: unknown, listeners: (RawListener | undefined)[]): SourceIssue[] {
+function adminAddressIssues(data: unknown, listeners: ListenerParts[]): SourceIssue[] {
   if (!isMap(data) || !isMap(data.admin) || typeof data.admin.listen !== "string") return [];
   const admin = parseListenAddress(data.admin.listen);
   if (!admin.ok) return [];
   for (const [index, l] of listeners.entries()) {
-    if (!l) continue;
-    const address = parseListenAddress(l.listen);
-    if (address.ok && listenOverlaps(address.value, admin.value)) {
-      const clash = { address: address.value, index, name: l.name };
-      return [{ path: ["admin", "listen"], message: clashMessage(admin.value, clash) }];
+    if (l.listen && listenOverlaps(l.listen, admin.value)) {
+      const clash = { address: l.listen, index, name: l.name };
+      return [{ path: ["admin", "listen"], message: clashMessage(admin.value, clash, data.admin.listen) }];
     }
   }
   return [];
 }
 
-function clashMessage(address: HostPort, clash: { address: HostPort; index: number; name: string }): string {
-  const other = `listener "${clash.name}" (listeners[${clash.index}])`;
-  const mine = formatHostPort(address);
-  const theirs = formatHostPort(clash.address);
-  if (mine === theirs) return `${mine} is already the address of ${other}`;
-  // Only a wildcard can overlap a different address: say which side is the wildcard.
-  return `${mine} overlaps ${theirs} of ${other}: a wildcard address covers every address on its port`;
+/** A listener's address, with its name when the name itself is well-formed. */
+interface Bound {
+  readonly address: HostPort;
+  readonly index: number;
+  readonly name: string | undefined;
 }
 
-function targetIssues(l: RawListener, index: number): SourceIssue[] {
+function clashMessage(address: HostPort, clash: Bound, written: string): string {
+  const other =
+    clash.name === undefined ? `listeners[${clash.index}]` : `listener "${clash.name}" (listeners[${clash.index}])`;
+  const mine = formatHostPort(address);
+  const theirs = formatHostPort(clash.address);
+  // "[::ffff:127.0.0.1]:80" clashes as the IPv4 address it is: say so, or the message reads wrong.
+  const shown = written.startsWith("[") && address.family === 4 ? `${written} (IPv4-mapped, so ${mine})` : mine;
+  if (mine === theirs) return `${shown} is already the address of ${other}`;
+  // Only a wildcard can overlap a different address: say which side is the wildcard.
+  return `${shown} overlaps ${theirs} of ${other}: a wildcard address covers every address on its port`;
+}
+
+function targetIssues(l: ListenerParts, index: number): SourceIssue[] {
   const issues: SourceIssue[] = [];
   const seen = new Map<string, number>();
   l.targets.forEach((t, i) => {
-    const parsed = parseTargetAddress(typeof t === "string" ? t : t.address);
-    if (!parsed.ok) return;
-    const key = formatHostPort(parsed.value);
+    if (!t) return;
+    const key = formatHostPort(t);
     const first = seen.get(key);
     if (first === undefined) seen.set(key, i);
     else
@@ -136,10 +175,12 @@ function targetIssues(l: RawListener, index: number): SourceIssue[] {
   return issues;
 }
 
+/** Entries that are well-formed acl names (the schema reports the others) but name no acl. */
 function aclReferenceIssues(list: unknown, path: Path, acls: ReadonlySet<string>): SourceIssue[] {
-  return listAt(list).flatMap((entry, i) =>
-    typeof entry === "string" && isAclReference(entry) && !acls.has(entry)
-      ? [{ path: [...path, i], message: `no acl named "${entry}" in acls` }]
-      : [],
-  );
+  return listAt(list).flatMap((entry, i) => {
+    if (typeof entry !== "string" || !isAclReference(entry) || !ACL_NAME.test(entry) || acls.has(entry)) return [];
+    const guess = closest(entry, [...acls]);
+    const message = `no acl named "${entry}" in acls${guess ? ` (did you mean ${guess}?)` : ""}`;
+    return [{ path: [...path, i], message }];
+  });
 }

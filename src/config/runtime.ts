@@ -1,5 +1,7 @@
 // The normalised, immutable config the rest of tcpgate runs on: defaults applied,
 // addresses and acl names parsed, durations in milliseconds.
+
+import { resolveWorkers } from "../workers/support.ts";
 import {
   type Cidr,
   formatHostPort,
@@ -8,6 +10,7 @@ import {
   parseListenAddress,
   parseTargetAddress,
 } from "./address.ts";
+import { type EndpointAddress, formatEndpointAddress, parseAdminAddress } from "./admin-address.ts";
 import { BUILT_IN_DEFAULTS } from "./defaults.ts";
 import { parseDuration } from "./duration.ts";
 import type { BALANCE, LOG_LEVELS, RawConfig, RawListener, RawTarget } from "./schema.ts";
@@ -67,12 +70,16 @@ export interface ListenerConfig {
   readonly healthCheck: HealthCheck | undefined;
   readonly proxyProtocol: "v1" | "v2" | undefined;
   readonly inspect: boolean;
+  /** Hold open bridges to the current deny, allow and schedule. */
+  readonly recheck: boolean;
 }
 
 export interface AdminConfig {
-  readonly listen: HostPort;
+  readonly listen: EndpointAddress;
   readonly listenKey: string;
   readonly allow: readonly Rule[];
+  /** File mode of a Unix socket. */
+  readonly mode: number;
 }
 
 export interface RuntimeConfig {
@@ -80,6 +87,8 @@ export interface RuntimeConfig {
   readonly admin: AdminConfig | undefined;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
+  /** Event loops accepting on every listener's address; `auto` resolved to the CPUs available. */
+  readonly workers: number;
 }
 
 /** Only called on a config that passed the schema and the cross-field checks. */
@@ -122,12 +131,18 @@ export function normalise(raw: RawConfig): RuntimeConfig {
       },
       proxyProtocol: l.proxyProtocol,
       inspect: l.inspect ?? false,
+      recheck: l.recheck ?? defaults.recheck ?? false,
     };
   };
 
   const admin = (raw: NonNullable<RawConfig["admin"]>): AdminConfig => {
-    const listen = must(parseListenAddress)(raw.listen);
-    return { listen, listenKey: formatHostPort(listen), allow: (raw.allow ?? []).map(rule) };
+    const listen = must(parseAdminAddress)(raw.listen);
+    return {
+      listen,
+      listenKey: formatEndpointAddress(listen),
+      allow: (raw.allow ?? []).map(rule),
+      mode: raw.mode === undefined ? 0o600 : Number.parseInt(String(raw.mode), 8),
+    };
   };
 
   return deepFreeze({
@@ -135,6 +150,7 @@ export function normalise(raw: RawConfig): RuntimeConfig {
     admin: raw.admin && admin(raw.admin),
     logLevel: raw.log?.level ?? BUILT_IN_DEFAULTS.logLevel,
     shutdownTimeoutMs: ms(raw.shutdownTimeout, BUILT_IN_DEFAULTS.shutdownTimeoutMs),
+    workers: resolveWorkers(raw.workers),
   });
 }
 

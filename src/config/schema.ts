@@ -3,6 +3,7 @@
 // about a single value lives here so its error carries the value's key path.
 import { z } from "zod";
 import { type Parsed, parseCidr, parseListenAddress, parseTargetAddress } from "./address.ts";
+import { parseAdminAddress } from "./admin-address.ts";
 import { BUILT_IN_DEFAULTS } from "./defaults.ts";
 import { describe } from "./describe.ts";
 import { DURATION_PATTERN, formatDuration, parseDuration } from "./duration.ts";
@@ -33,6 +34,11 @@ const duration = checked('a duration such as "5s"', parseDuration).meta({
 const listenAddress = checked('an "ip:port" or ":port" string', parseListenAddress).meta({
   description: '"ip:port", "[ipv6]:port" or ":port" (all interfaces).',
 });
+
+/** "0660" as chmod takes it; YAML reads an unquoted 0660 as the number 660, meant the same way. */
+const fileMode = z
+  .union([z.string(), z.int()])
+  .refine((value) => /^0?[0-7]{3}$/.test(String(value)), { error: 'must be a file mode such as "0600" or "0660"' });
 
 const positiveInt = z.int().min(1).max(10_000_000);
 
@@ -73,6 +79,12 @@ const about = (text: string, defaultMs?: number) => ({
 });
 
 export const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
+
+/** "07:30" → 450: minutes since midnight of a clock the schema accepted ("24:00" → 1440). */
+export function minutesOf(clock: string): number {
+  const [h, m] = clock.split(":").map(Number);
+  return (h ?? 0) * 60 + (m ?? 0);
+}
 
 const clock = z
   .string()
@@ -156,6 +168,14 @@ const inheritable = {
     .meta(about("A bridge is closed this long after one side closed its half.", BUILT_IN_DEFAULTS.halfCloseTimeoutMs)),
   maxConnections: positiveInt.optional().meta(about("Open bridges on the listener at most.")),
   maxConnectionsPerClient: positiveInt.optional().meta(about("Open bridges per client address at most.")),
+  recheck: z
+    .boolean()
+    .optional()
+    .meta(
+      about(
+        "true: a reload closes open bridges the new deny, allow or schedule would refuse, and the end of the last admitting window closes the rest. Default false.",
+      ),
+    ),
 };
 
 export const BALANCE = ["round-robin", "least-connections", "random", "source-hash"] as const;
@@ -202,10 +222,32 @@ export const configSchema = z
       .optional()
       .meta(about("Settings every listener inherits unless it sets its own.")),
     admin: z
-      .object({ listen: listenAddress, allow: ruleList.optional() })
+      .object({
+        listen: checked('an "ip:port", ":port" or "unix:/path" string', parseAdminAddress).meta({
+          description: '"ip:port", "[ipv6]:port", ":port", or a Unix socket "unix:/run/tcpgate/admin.sock".',
+        }),
+        allow: ruleList.optional(),
+        mode: fileMode
+          .optional()
+          .meta(about('File mode of a Unix socket, as chmod takes it: "0600" (the default) or "0660".')),
+      })
       .strict()
+      .superRefine((admin, ctx) => {
+        if (admin.mode !== undefined && !admin.listen.startsWith("unix:")) {
+          ctx.addIssue({ code: "custom", path: ["mode"], message: 'applies to a "unix:" listen address only' });
+        }
+        if (admin.allow !== undefined && admin.listen.startsWith("unix:")) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["allow"],
+            message: "applies to a TCP listen address only: a Unix socket's mode decides who may connect",
+          });
+        }
+      })
       .optional()
-      .meta(about("Optional HTTP endpoint: /healthz, /status, /metrics, POST /reload. Off when absent.")),
+      .meta(
+        about("Optional HTTP endpoint: /, /healthz, /status, /metrics, POST /reload, POST /plan. Off when absent."),
+      ),
     log: z
       .object({
         level: z
@@ -218,6 +260,14 @@ export const configSchema = z
     shutdownTimeout: duration
       .optional()
       .meta(about("On SIGTERM/SIGINT, how long open bridges may finish.", BUILT_IN_DEFAULTS.shutdownTimeoutMs)),
+    workers: z
+      .union([z.int().min(1).max(256), z.literal("auto")])
+      .optional()
+      .meta(
+        about(
+          'Event loops (worker threads) accepting on the same addresses: 1 to 256, or "auto" for the CPUs available. Default 1. More than 1 needs Node.js 22.12 or later on Linux.',
+        ),
+      ),
     listeners: z.array(listenerSchema).min(1).meta(about("One or more listeners.")),
   })
   .strict();

@@ -1,15 +1,25 @@
 // Who may connect, in the contract's order: deny, allow, schedule, limits. Pure: the
 // caller supplies the client, the time and the counts of open bridges.
 import type { ListenerConfig } from "../config/runtime.ts";
-import { type AddressMatcher, type ClientAddress, compileRules } from "./address-match.ts";
+import { type AddressMatcher, type ClientAddress, compileRules, type Match } from "./address-match.ts";
 import { compileSchedule, type Schedule } from "./schedule.ts";
 
 export type RefusalReason = "deny" | "allow" | "schedule" | "limit";
 export const REFUSAL_REASONS: readonly RefusalReason[] = ["deny", "allow", "schedule", "limit"];
 
+/**
+ * `entry` is the allow or deny entry that decided its step, for the hit counters: the
+ * deny entry that refused, or the allow entry that let the client past the allow step,
+ * whatever the schedule or the limits then decided. Undefined when no entry matched.
+ */
 export type Decision =
-  | { readonly admit: true }
-  | { readonly admit: false; readonly reason: RefusalReason; readonly detail: string };
+  | { readonly admit: true; readonly entry: Match | undefined }
+  | {
+      readonly admit: false;
+      readonly reason: RefusalReason;
+      readonly detail: string;
+      readonly entry: Match | undefined;
+    };
 
 export interface OpenCounts {
   /** Open bridges on the listener. */
@@ -20,39 +30,62 @@ export interface OpenCounts {
 
 export interface Policy {
   decide(client: ClientAddress, nowMs: number, open: OpenCounts): Decision;
+  /** The compiled lists and schedule decide() asks: explain reads the same ones. */
+  readonly deny: AddressMatcher | undefined;
+  readonly allow: AddressMatcher | undefined;
+  readonly schedule: Schedule | undefined;
 }
 
-const ADMIT: Decision = { admit: true };
+const ADMIT: Decision = { admit: true, entry: undefined };
+
+/** For deny, allow and schedule alone: the listener's slots check the limits (src/proxy/slots.ts). */
+export const UNCOUNTED: OpenCounts = { total: 0, fromClient: 0 };
+
+/** The refusal for a limit the slots found reached. */
+export function limitRefusal(
+  limit: "maxConnections" | "maxConnectionsPerClient" | "clientTableFull",
+  config: Pick<ListenerConfig, "maxConnections" | "maxConnectionsPerClient">,
+): Decision {
+  if (limit === "clientTableFull") return refuse("limit", "the table of per-client counts is full", undefined);
+  return refuse("limit", `${limit} ${config[limit]} reached`, undefined);
+}
 
 /** Compiled once per config load; every accept asks it once. */
 export function compilePolicy(config: ListenerConfig): Policy {
-  const deny: AddressMatcher | undefined = config.deny.length > 0 ? compileRules(config.deny) : undefined;
-  const allow: AddressMatcher | undefined = config.allow.length > 0 ? compileRules(config.allow) : undefined;
+  const deny: AddressMatcher | undefined = config.deny.length > 0 ? compileRules(config.deny, "deny") : undefined;
+  const allow: AddressMatcher | undefined = config.allow.length > 0 ? compileRules(config.allow, "allow") : undefined;
   const schedule: Schedule | undefined =
     config.schedule && compileSchedule(config.schedule.timezone, config.schedule.windows);
   const { maxConnections, maxConnectionsPerClient } = config;
   return {
+    deny,
+    allow,
+    schedule,
     decide(client, nowMs, open) {
       const denied = deny?.match(client);
-      if (denied) return refuse("deny", describeMatch(denied.rule, denied.cidr));
-      if (allow && !allow.match(client)) return refuse("allow", "no allow entry matches");
-      if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window");
+      if (denied) return refuse("deny", describeMatch(denied), denied);
+      let allowed: Match | undefined;
+      if (allow) {
+        allowed = allow.match(client);
+        if (!allowed) return refuse("allow", "no allow entry matches", undefined);
+      }
+      if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window", allowed);
       if (maxConnections !== undefined && open.total >= maxConnections) {
-        return refuse("limit", `maxConnections ${maxConnections} reached`);
+        return refuse("limit", `maxConnections ${maxConnections} reached`, allowed);
       }
       if (maxConnectionsPerClient !== undefined && open.fromClient >= maxConnectionsPerClient) {
-        return refuse("limit", `maxConnectionsPerClient ${maxConnectionsPerClient} reached`);
+        return refuse("limit", `maxConnectionsPerClient ${maxConnectionsPerClient} reached`, allowed);
       }
-      return ADMIT;
+      return allowed ? { admit: true, entry: allowed } : ADMIT;
     },
   };
 }
 
-function refuse(reason: RefusalReason, detail: string): Decision {
-  return { admit: false, reason, detail };
+function refuse(reason: RefusalReason, detail: string, entry: Match | undefined): Decision {
+  return { admit: false, reason, detail, entry };
 }
 
 /** "quarantine (10.20.99.0/24)" for an acl, "10.0.0.0/8" for a CIDR written in place. */
-function describeMatch(rule: string, cidr: string): string {
+export function describeMatch({ rule, cidr }: Pick<Match, "rule" | "cidr">): string {
   return rule === cidr || cidr.startsWith(`${rule}/`) ? cidr : `${rule} (${cidr})`;
 }

@@ -15,7 +15,8 @@ export type EndReason =
   | "max-duration"
   | "half-close-timeout"
   | "connect-failed"
-  | "shutdown";
+  | "shutdown"
+  | "recheck";
 
 export interface BridgeEnd {
   readonly listener: string;
@@ -41,7 +42,13 @@ export type BridgeSettings = Pick<
 /** Keep-alive probes find peers that vanished without a FIN (a pulled cable, a dead NAT entry). */
 const KEEP_ALIVE_DELAY_MS = 60_000;
 
+let bridges = 0;
+
 export class Bridge {
+  /** Unique in this process: a plan names bridges by it. */
+  readonly id = ++bridges;
+  /** Epoch ms, for the age a plan shows. */
+  readonly openedAt = Date.now();
   readonly client: Socket;
   readonly clientAddress: string;
   readonly clientPort: number;
@@ -90,6 +97,11 @@ export class Bridge {
     this.keepAlive = true;
     this.client.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
     this.target?.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
+  }
+
+  /** The target joined, or being connected to. */
+  get targetKey(): string | undefined {
+    return (this.targetState ?? this.holding)?.config.key;
   }
 
   /** Bytes carried so far: client → target (up) and target → client (down). */

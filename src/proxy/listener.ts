@@ -4,11 +4,21 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { HostPort } from "../config/address.ts";
 import type { ListenerConfig } from "../config/runtime.ts";
 import type { Logger } from "../log.ts";
-import { parseClientAddress } from "../policy/address-match.ts";
-import { compilePolicy, type Policy, REFUSAL_REASONS, type RefusalReason } from "../policy/admission.ts";
+import type { OpenBridge } from "../plan/plan.ts";
+import { type ClientAddress, parseClientAddress } from "../policy/address-match.ts";
+import {
+  compilePolicy,
+  limitRefusal,
+  type Policy,
+  REFUSAL_REASONS,
+  type RefusalReason,
+  UNCOUNTED,
+} from "../policy/admission.ts";
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
 import { createInspector } from "./inspect.ts";
 import { RefusalLog } from "./refusal-log.ts";
+import { RuleHits, type RuleHitsSnapshot } from "./rule-hits.ts";
+import { LocalSlots, type Slots, type Taken } from "./slots.ts";
 import { TargetPool } from "./target-pool.ts";
 
 /** Running totals per listener; at any quiet moment accepted = refused + closed + open. */
@@ -42,12 +52,11 @@ const KEEP_ALIVE_AFTER_MS = 1_000;
 export class Listener {
   readonly bridges = new Set<Bridge>();
   readonly counters: ListenerCounters = addCounters();
-  /** Open bridges per client address, for maxConnectionsPerClient. */
-  private readonly perClient = new Map<string, number>();
   private readonly refusals: RefusalLog;
   private server: Server | undefined;
   private pool: TargetPool;
   private policy: Policy;
+  private hits: RuleHits;
   private whenDrained: (() => void)[] = [];
   /** Open bridges accepted since the last keep-alive sweep. */
   private young = new Set<Bridge>();
@@ -58,9 +67,14 @@ export class Listener {
     private readonly log: Logger,
     /** Told of every bridge end, after its slots are released (metrics). */
     private readonly onBridgeEnd?: (end: BridgeEnd) => void,
+    /** Open bridges, for maxConnections and maxConnectionsPerClient; shared by workers. */
+    private readonly slots: Slots = new LocalSlots(),
+    /** SO_REUSEPORT: several workers listen on the same address. */
+    private readonly reusePort = false,
   ) {
     this.pool = new TargetPool(current, log);
     this.policy = compilePolicy(current);
+    this.hits = RuleHits.of(current);
     this.refusals = new RefusalLog(log, current.name);
   }
 
@@ -89,7 +103,9 @@ export class Listener {
     );
     return new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ host: address.host === "" ? undefined : address.host, port: address.port }, () => {
+      const host = address.host === "" ? undefined : address.host;
+      // reusePort is in Node's ListenOptions from 22.12 on; the config check refuses workers on older ones.
+      server.listen({ host, port: address.port, ...(this.reusePort && { reusePort: true }) }, () => {
         server.off("error", reject);
         // After bind, errors come from accept (EMFILE, ENFILE): that client is lost, the listener lives.
         server.on("error", (error: NodeJS.ErrnoException) =>
@@ -112,6 +128,7 @@ export class Listener {
   update(config: ListenerConfig): void {
     this.pool = this.pool.reconfigure(config);
     this.policy = compilePolicy(config);
+    this.hits = RuleHits.of(config, this.hits);
     this.current = config;
   }
 
@@ -125,6 +142,11 @@ export class Listener {
   retire(): void {
     this.stopAccepting();
     this.pool.stop();
+  }
+
+  /** Hits of each allow and deny entry of the current config. */
+  ruleHits(): RuleHitsSnapshot {
+    return this.hits.snapshot();
   }
 
   get targets() {
@@ -153,6 +175,44 @@ export class Listener {
     for (const bridge of [...this.bridges]) bridge.finish(reason);
   }
 
+  /** The open bridges, as a reload plan sees them. */
+  openBridges(draining: boolean): OpenBridge[] {
+    return [...this.bridges].map((b) => {
+      const bytes = b.bytes();
+      return {
+        id: b.id,
+        listener: this.current.name,
+        client: b.clientAddress,
+        clientPort: b.clientPort,
+        target: b.targetKey,
+        startedAt: b.openedAt,
+        bytesUp: bytes.up,
+        bytesDown: bytes.down,
+        draining,
+      };
+    });
+  }
+
+  /** Ends the bridges with these ids; returns how many it ended. */
+  closeBridges(ids: ReadonlySet<number>, reason: EndReason): number {
+    let closed = 0;
+    for (const bridge of [...this.bridges]) {
+      if (!ids.has(bridge.id)) continue;
+      bridge.finish(reason);
+      closed++;
+    }
+    return closed;
+  }
+
+  /** recheck: once the schedule admits no new client, the open bridges end too. */
+  recheckSchedule(nowMs: number): void {
+    for (const bridge of [...this.bridges]) {
+      const client = parseClientAddress(bridge.clientAddress);
+      const decision = client && this.policy.decide(client, nowMs, { total: 0, fromClient: 0 });
+      if (decision && !decision.admit && decision.reason === "schedule") bridge.finish("recheck");
+    }
+  }
+
   /** Asks the policy once, before any target is contacted; a refused client is closed at once. */
   private accept(socket: Socket): void {
     this.counters.accepted++;
@@ -163,9 +223,15 @@ export class Listener {
       this.counters.closed++;
       return;
     }
-    const fromClient = this.perClient.get(client.text) ?? 0;
     const now = Date.now();
-    const decision = this.policy.decide(client, now, { total: this.bridges.size, fromClient });
+    // Limits are counted by the slots, which check and take in one step (exact across workers).
+    let decision = this.policy.decide(client, now, UNCOUNTED);
+    // An allow entry counts the clients it let past the allow step, whatever limits decide.
+    if (decision.entry) this.hits.record(decision.entry, now);
+    const taken = decision.admit ? this.slots.take(client, this.current) : undefined;
+    if (taken !== undefined && taken !== "listener" && taken !== "listener+client") {
+      decision = limitRefusal(taken, this.current);
+    }
     if (!decision.admit) {
       socket.destroy();
       this.counters.refused[decision.reason]++;
@@ -176,12 +242,13 @@ export class Listener {
           clientPort: socket.remotePort ?? 0,
           reason: decision.reason,
           rule: decision.detail,
+          ...(decision.reason === "deny" &&
+            decision.entry && { entry: decision.entry.rule, cidr: decision.entry.cidr }),
         },
         now,
       );
       return;
     }
-    this.perClient.set(client.text, fromClient + 1);
     const inspector = this.current.inspect
       ? createInspector(this.log, this.current.name, client.text, socket.remotePort ?? 0)
       : undefined;
@@ -189,7 +256,7 @@ export class Listener {
       socket,
       client.text,
       this.current,
-      (end, done) => this.ended(end, done, client.text),
+      (end, done) => this.ended(end, done, client, taken as Taken),
       inspector,
     );
     this.bridges.add(bridge);
@@ -214,16 +281,14 @@ export class Listener {
   }
 
   /** Runs exactly once per bridge, however it ended: the one place its slots are released. */
-  private ended(end: BridgeEnd, bridge: Bridge, clientKey: string): void {
+  private ended(end: BridgeEnd, bridge: Bridge, client: ClientAddress, taken: Taken): void {
     this.bridges.delete(bridge);
     // A bridge that ended holds nothing and must not be held: no keep-alive, no reference.
     this.young.delete(bridge);
     this.counters.closed++;
     this.counters.bytesUpClosed += end.bytesUp;
     this.counters.bytesDownClosed += end.bytesDown;
-    const left = (this.perClient.get(clientKey) ?? 1) - 1;
-    if (left > 0) this.perClient.set(clientKey, left);
-    else this.perClient.delete(clientKey);
+    this.slots.release(client, taken);
     this.onBridgeEnd?.(end);
     const fields = {
       listener: end.listener,

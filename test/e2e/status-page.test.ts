@@ -11,10 +11,8 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type Browser, type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
 import { fetchAdmin, type StatusDoc, sendAndReceive, status } from "../support/admin.ts";
-import { dialFrom, tryRefused } from "../support/admission.ts";
 import { ROOT, type Running, startTcpgate, tempConfig } from "../support/cli.ts";
-import { eventually, startEcho, type TestServer } from "../support/net.ts";
-import { freePorts } from "../support/reload.ts";
+import { dialFrom, eventually, freePorts, startEcho, type TestServer, tryRefused } from "../support/net.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = join(ROOT, "test", "artifacts");

@@ -16,6 +16,8 @@ test("the systemd unit runs unprivileged, reloads with SIGHUP and is hardened", 
     "LimitNOFILE=65536",
     "NoNewPrivileges=yes",
     "ProtectSystem=strict",
+    // The admin socket's folder: /run/tcpgate, writable by the service though ProtectSystem=strict.
+    "RuntimeDirectory=tcpgate",
   ]) {
     assert.ok(unit.split("\n").includes(line), `missing ${line}`);
   }

@@ -156,6 +156,23 @@ export async function status(port: number): Promise<StatusDoc> {
   return JSON.parse(reply.body) as StatusDoc;
 }
 
+/** One allow or deny entry in /status, with its hit counter. */
+export interface EntryHitsDoc {
+  rule: string;
+  hits: number;
+  lastHitAt: string | null;
+}
+
+export interface ReloadEntry {
+  at: string;
+  trigger: string;
+  outcome: string;
+  sha256: string;
+  summary: string;
+  changes: string[];
+  errors: string[];
+}
+
 /** The parts of GET /status the tests read. */
 export interface StatusDoc {
   version: string;
@@ -163,14 +180,8 @@ export interface StatusDoc {
   uptimeSeconds: number;
   state: string;
   config: { path: string | null; sha256: string | null };
-  lastReload: {
-    at: string;
-    trigger: string;
-    outcome: string;
-    sha256: string;
-    changes: string[];
-    errors: string[];
-  } | null;
+  lastReload: ReloadEntry | null;
+  reloads: ReloadEntry[];
   listeners: {
     name: string;
     listen: string;
@@ -181,7 +192,12 @@ export interface StatusDoc {
     closed: number;
     bytes: { up: number; down: number };
     limits: { maxConnections: number | null; maxConnectionsPerClient: number | null };
-    rules: { allow: string[]; deny: string[]; schedule: unknown; timeouts: Record<string, string | null> };
+    rules: {
+      allow: EntryHitsDoc[];
+      deny: EntryHitsDoc[];
+      schedule: unknown;
+      timeouts: Record<string, string | null>;
+    };
     balance: string;
     targets: {
       address: string;

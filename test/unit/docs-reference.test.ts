@@ -72,6 +72,10 @@ listeners:
     open: 1,
     counters: addCounters(),
     bytes: () => ({ up: 1, down: 2 }),
+    ruleHits: () => ({
+      allow: [{ rule: "10.0.0.0/8", hits: 1, lastHitAt: Date.now() }],
+      deny: [{ rule: "10.9.0.0/16", hits: 0, lastHitAt: undefined }],
+    }),
     config,
     targets: [{ key: "127.0.0.1:9000", up: true, open: 1, connectFailures: 1, lastError: "ECONNREFUSED" }],
   };
@@ -113,14 +117,17 @@ test("every field GET /status answers is in docs/configuration.md", () => {
     startedAt: Date.now(),
     configPath: "proxy.yaml",
     sha256: () => "0".repeat(64),
-    lastReload: () => ({
-      at: new Date().toISOString(),
-      trigger: "SIGHUP",
-      outcome: "applied",
-      sha256: "0".repeat(64),
-      changes: ["listener web: maxConnections changed"],
-      errors: [],
-    }),
+    reloads: () => [
+      {
+        at: new Date().toISOString(),
+        trigger: "signal",
+        outcome: "applied",
+        sha256: "0".repeat(64),
+        summary: "listeners: 1 changed",
+        changes: ["listener web: maxConnections changed"],
+        errors: [],
+      },
+    ],
     shuttingDown: () => false,
   });
   // Its keys are whatever resource types Node.js reports at the time.

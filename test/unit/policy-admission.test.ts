@@ -28,6 +28,7 @@ function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
     halfCloseTimeoutMs: 1000,
     healthCheck: undefined,
     proxyProtocol: undefined,
+    recheck: false,
     inspect: false,
     ...overrides,
   };
@@ -45,6 +46,7 @@ describe("admission order: deny, allow, schedule, limits", () => {
   test("no rules admit everyone", () => {
     assert.deepEqual(compilePolicy(listener({})).decide(client("192.0.2.1"), NOON_UTC_MONDAY, NONE_OPEN), {
       admit: true,
+      entry: undefined,
     });
   });
 
@@ -56,12 +58,18 @@ describe("admission order: deny, allow, schedule, limits", () => {
       admit: false,
       reason: "deny",
       detail: "quarantine (10.20.99.0/24)",
+      entry: { list: "deny", rule: "quarantine", index: 0, cidr: "10.20.99.0/24" },
     });
-    assert.deepEqual(policy.decide(client("10.20.1.7"), NOON_UTC_MONDAY, NONE_OPEN), { admit: true });
-    assert.equal(
-      (policy.decide(client("10.21.1.7"), NOON_UTC_MONDAY, NONE_OPEN) as { reason: string }).reason,
-      "allow",
-    );
+    assert.deepEqual(policy.decide(client("10.20.1.7"), NOON_UTC_MONDAY, NONE_OPEN), {
+      admit: true,
+      entry: { list: "allow", rule: "office", index: 0, cidr: "10.20.0.0/16" },
+    });
+    assert.deepEqual(policy.decide(client("10.21.1.7"), NOON_UTC_MONDAY, NONE_OPEN), {
+      admit: false,
+      reason: "allow",
+      detail: "no allow entry matches",
+      entry: undefined,
+    });
   });
 
   test("a CIDR written in place is reported as itself", () => {
@@ -70,6 +78,7 @@ describe("admission order: deny, allow, schedule, limits", () => {
       admit: false,
       reason: "deny",
       detail: "192.0.2.0/24",
+      entry: { list: "deny", rule: "192.0.2.0/24", index: 0, cidr: "192.0.2.0/24" },
     });
   });
 
@@ -95,7 +104,7 @@ describe("admission order: deny, allow, schedule, limits", () => {
     const policy = compilePolicy(
       listener({ schedule: { timezone: "UTC", windows: [{ days: ["mon"], from: "11:00", to: "13:00" }] } }),
     );
-    assert.deepEqual(policy.decide(client("192.0.2.1"), NOON_UTC_MONDAY, NONE_OPEN), { admit: true });
+    assert.deepEqual(policy.decide(client("192.0.2.1"), NOON_UTC_MONDAY, NONE_OPEN), { admit: true, entry: undefined });
     assert.equal(
       (policy.decide(client("192.0.2.1"), NOON_UTC_MONDAY + 3_600_000, NONE_OPEN) as { reason: string }).reason,
       "schedule",
@@ -105,16 +114,43 @@ describe("admission order: deny, allow, schedule, limits", () => {
   test("limits count open bridges: at the limit the next client is refused", () => {
     const policy = compilePolicy(listener({ maxConnections: 2, maxConnectionsPerClient: 1 }));
     const c = client("192.0.2.1");
-    assert.deepEqual(policy.decide(c, NOON_UTC_MONDAY, { total: 1, fromClient: 0 }), { admit: true });
+    assert.deepEqual(policy.decide(c, NOON_UTC_MONDAY, { total: 1, fromClient: 0 }), { admit: true, entry: undefined });
     assert.deepEqual(policy.decide(c, NOON_UTC_MONDAY, { total: 1, fromClient: 1 }), {
       admit: false,
       reason: "limit",
       detail: "maxConnectionsPerClient 1 reached",
+      entry: undefined,
     });
     assert.deepEqual(policy.decide(c, NOON_UTC_MONDAY, { total: 2, fromClient: 0 }), {
       admit: false,
       reason: "limit",
       detail: "maxConnections 2 reached",
+      entry: undefined,
+    });
+  });
+
+  test("the allow entry that let a client past the allow step is named even when the schedule or a limit refuses", () => {
+    const policy = compilePolicy(
+      listener({
+        allow: [inPlace("10.0.0.0/8"), inPlace("lab", "10.9.0.0/16")],
+        schedule: { timezone: "UTC", windows: [{ days: ["mon"], from: "11:00", to: "13:00" }] },
+        maxConnections: 1,
+      }),
+    );
+    const lab = { list: "allow", rule: "lab", index: 1, cidr: "10.9.0.0/16" };
+    const decided = (at: number, total: number) => policy.decide(client("10.9.1.1"), at, { total, fromClient: 0 });
+    assert.deepEqual(decided(NOON_UTC_MONDAY, 0), { admit: true, entry: lab });
+    assert.deepEqual(decided(NOON_UTC_MONDAY + 3_600_000, 0), {
+      admit: false,
+      reason: "schedule",
+      detail: "outside every window",
+      entry: lab,
+    });
+    assert.deepEqual(decided(NOON_UTC_MONDAY, 1), {
+      admit: false,
+      reason: "limit",
+      detail: "maxConnections 1 reached",
+      entry: lab,
     });
   });
 });

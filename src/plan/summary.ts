@@ -1,0 +1,29 @@
+// A plan in one line, for the reload history and the log: "1 added, 2 changed; 3 open
+// bridges no longer admitted".
+import type { Plan } from "./plan.ts";
+
+export function summarisePlan(plan: Plan, closed = 0): string {
+  const l = plan.listeners;
+  const parts = [
+    count(l.added.length, "added"),
+    count(l.removed.length, "removed"),
+    count(l.moved.length, "moved"),
+    count(l.changed.length, "changed"),
+    plan.settings.length > 0 ? `${plan.settings.map((s) => s.setting).join(", ")} changed` : "",
+  ].filter(Boolean);
+  const listeners = parts.length > 0 ? `listeners: ${parts.join(", ")}` : "no listener changed";
+  const refused = plan.refused.length;
+  const bridges =
+    refused === 0
+      ? ""
+      : `; ${plural(refused, "open bridge")} no longer admitted${closed > 0 ? `, ${closed} closed (recheck)` : ""}`;
+  return `${listeners}${bridges}`;
+}
+
+function count(n: number, what: string): string {
+  return n > 0 ? `${n} ${what}` : "";
+}
+
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
