@@ -242,13 +242,12 @@ const SCRIPT = String.raw`
       var sha = add(tr, "td", "mono hide-narrow", r.sha256 ? String(r.sha256).slice(0, 12) : "–");
       if (r.sha256) sha.title = String(r.sha256);
       var what = add(tr, "td");
+      // The errors, else each change, else the one-line summary.
       var errors = asLines(r.errors);
+      var changes = asLines(r.changes);
       if (errors.length > 0) lines(what, errors, "error");
-      else {
-        var summary = asLines(r.summary !== undefined ? r.summary : r.changes);
-        if (summary.length > 0) lines(what, summary, "");
-        else add(what, "span", "muted", r.outcome === "unchanged" ? "same file as running" : "no change");
-      }
+      else if (changes.length > 0) lines(what, changes, "");
+      else add(what, "span", "muted", r.summary || (r.outcome === "unchanged" ? "same file as running" : "no change"));
       return tr;
     });
     body.replaceChildren.apply(body, rows);

@@ -187,22 +187,29 @@ describe("status page", { skip: haveChromium ? false : MISSING }, () => {
   });
 
   test("a reload shows in the history, its errors as text", BOUNDED, async () => {
-    // A rejected reload first: its error quotes the file, markup included.
+    const rows = page.locator("#reloads-body tr");
+    // The start is the first entry of the history.
+    await shows("the start", async () => (await rows.last().getAttribute("data-trigger")) === "start");
+    // A rejected reload: its error quotes the file, markup included.
     file.write(`${config(ports, echo.address)}"<img src=x onerror=document.title='pwned'>": 1\n`);
     process.kill(tcpgate.pid, "SIGHUP");
-    const rejected = page.locator('#reloads-body tr[data-outcome="rejected"]');
-    await shows("the rejected reload", async () => (await rejected.count()) > 0);
-    assert.match(await text(rejected.first()), /unknown key "<img src=x onerror=document.title='pwned'>"/);
+    const rejected = page.locator('#reloads-body tr[data-outcome="rejected"][data-trigger="signal"]');
+    await shows("the rejected reload", async () => (await rejected.count()) === 1);
+    assert.match(await text(rejected), /unknown key "<img src=x onerror=document.title='pwned'>"/);
     assert.equal(await page.locator("img").count(), 0);
     assert.doesNotMatch(await page.title(), /pwned/);
 
-    // Then an applied one: the new limit shows on the card.
+    // Then an applied one, above it (newest first): the new limit shows on the card.
     file.write(config(ports, echo.address, 20));
     process.kill(tcpgate.pid, "SIGHUP");
-    const applied = page.locator('#reloads-body tr[data-outcome="applied"]');
-    await shows("the applied reload", async () => (await applied.count()) > 0);
-    assert.match(String(await applied.first().getAttribute("data-trigger")), /^(SIGHUP|signal)$/);
-    assert.match(await text(applied.first()), /maxConnections/);
+    const applied = page.locator('#reloads-body tr[data-outcome="applied"][data-trigger="signal"]');
+    await shows("the applied reload", async () => (await applied.count()) === 1);
+    assert.match(await text(applied), /maxConnections/);
+    assert.deepEqual(await Promise.all((await rows.all()).map((r) => r.getAttribute("data-outcome"))), [
+      "applied",
+      "rejected",
+      "applied",
+    ]);
     await shows("the new limit", async () => /^0 \/ 20 open/.test(await text(card("web").locator(".load-text"))));
   });
 
