@@ -149,10 +149,20 @@ export function createMetrics(view: GatewayView): Metrics {
     registers,
   });
 
+  // Counted as bridges end, not read from the gateway: a listener's closed bridges by how
+  // they ended outlive the listener, and `recheck` must be visible as such.
+  const closed = new Counter({
+    name: "tcpgate_bridges_closed_total",
+    help: "Bridges that ended, by how they ended (client-closed, idle-timeout, shutdown, recheck, ...).",
+    labelNames: ["listener", "reason"],
+    registers,
+  });
+
   return {
     registry,
     bridgeEnded(end) {
       duration.observe({ listener: end.listener }, end.durationMs / 1000);
+      closed.inc({ listener: end.listener, reason: end.reason });
     },
   };
 }

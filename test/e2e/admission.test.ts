@@ -15,6 +15,7 @@ import {
 } from "../support/admission.ts";
 import { type Gate, runTcpgate, startGate, tempConfig } from "../support/cli.ts";
 import { endOf, freePort, type Refused } from "../support/net.ts";
+import { windowFromNow } from "../support/schedule.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
 const BOUNDED = { timeout: 20_000 };
@@ -326,24 +327,6 @@ describe("address families", () => {
     }
   });
 });
-
-const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] as const;
-
-const hhmm = (minute: number) =>
-  `${String(Math.floor(minute / 60)).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}`;
-
-/**
- * A window lengthMin long, starting startMin from now on the wall clock of a zone that is
- * always zoneOffsetMin from UTC. It is listed under the day it starts on; when it runs
- * past midnight it is written as a window that crosses midnight, which belongs to that day.
- */
-function windowFromNow(nowMs: number, zoneOffsetMin: number, startMin: number, lengthMin: number): string {
-  const start = new Date(nowMs + (zoneOffsetMin + startMin) * 60_000);
-  const from = start.getUTCHours() * 60 + start.getUTCMinutes();
-  const end = from + lengthMin;
-  const to = end === 1440 ? "24:00" : hhmm(end % 1440);
-  return `        - days: [${DAY_NAMES[start.getUTCDay()]}]\n          from: "${hhmm(from)}"\n          to: "${to}"`;
-}
 
 test(
   "schedule: a window around now admits, one three hours away refuses, in the schedule's own zone",

@@ -15,6 +15,9 @@ import { dialFrom, type Refused, type RefusedOptions, tryRefused } from "./net.t
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = join(ROOT, "dist", "cli.js");
 
+/** How long start-up may take: node alone took over 10 s to start at load average 20 on 2 cores. */
+const START_MS = 30_000;
+
 export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
 
 export interface Running {
@@ -187,7 +190,7 @@ function spawnTcpgate(args: readonly string[], options: SpawnOptions): { tcpgate
     exited,
     waitForLog,
     stop,
-    async started({ watching = false, timeoutMs = 10_000 } = {}) {
+    async started({ watching = false, timeoutMs = START_MS } = {}) {
       try {
         await waitForLog((l) => msgOf(l) === "tcpgate started", timeoutMs);
         if (watching) await waitForLog((l) => msgOf(l) === "watching the config file", timeoutMs);
