@@ -18,9 +18,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { fetchAdmin } from "../test/support/admin.ts";
 import { ChildEcho } from "../test/support/child-target.ts";
-import { type Running, tempConfig } from "../test/support/cli.ts";
+import { binNodeFlags, type Running, startTcpgate, tempConfig } from "../test/support/cli.ts";
 import { delay, freePort } from "../test/support/net.ts";
-import { binNodeFlags, startCli } from "../test/support/spawn.ts";
 
 const argSeconds = process.argv.slice(2).find((a) => /^\d+$/.test(a) || a.startsWith("--seconds="));
 const SECONDS = Number(argSeconds?.replace("--seconds=", "") ?? process.env.SOAK_SECONDS ?? 300);
@@ -150,7 +149,7 @@ let tcpgate: Running;
 try {
   // Logs at warn: a line per bridge would only fill this process's memory. Ready is when
   // the admin endpoint answers.
-  tcpgate = startCli(["--config", config.path, "--no-watch"], { nodeArgs: binNodeFlags() });
+  tcpgate = startTcpgate(["--config", config.path, "--no-watch"], { nodeArgs: binNodeFlags() });
   const until = Date.now() + 10_000;
   for (;;) {
     const up = await fetchAdmin(admin, "/healthz", { timeoutMs: 1000 }).then(

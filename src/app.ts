@@ -5,10 +5,12 @@ import { AdminServer } from "./admin/server.ts";
 import type { GatewayView } from "./admin/view.ts";
 import type { RuntimeConfig } from "./config/runtime.ts";
 import { type FileWatch, watchConfigFile } from "./config/watch.ts";
-import { checkDescriptorBudget } from "./fd-budget.ts";
+import { BindError } from "./endpoint.ts";
+import { DescriptorBudget } from "./fd-budget.ts";
 import { Gateway } from "./gateway.ts";
 import type { Logger } from "./log.ts";
-import { Reloader, type ReloadOutcome, type ReloadTrigger } from "./reloader.ts";
+import { type ConfigApplier, Reloader, type ReloadOutcome, type ReloadTrigger } from "./reloader.ts";
+import { WorkerPool } from "./workers/pool.ts";
 
 export interface AppOptions {
   readonly config: RuntimeConfig;
@@ -20,6 +22,8 @@ export interface AppOptions {
   readonly log: Logger;
   /** Called after each applied reload (the CLI applies log.level unless --log-level is given). */
   readonly onApplied: (config: RuntimeConfig) => void;
+  /** --pretty: workers write their own logs, the same way. */
+  readonly pretty: boolean;
 }
 
 export interface App {
@@ -37,10 +41,17 @@ export async function startApp(options: AppOptions): Promise<App> {
   let shuttingDown = false;
   let reloader: Reloader | undefined;
   const gateway = new Gateway(log, (end) => metrics.bridgeEnded(end));
+  // workers > 1: the listeners run in worker threads; this gateway keeps only the admin endpoint.
+  const pool =
+    options.config.workers > 1
+      ? new WorkerPool(log, gateway, { level: () => log.level, pretty: options.pretty })
+      : undefined;
+  const running = pool ?? gateway;
   const view: GatewayView = {
-    listeners: () => gateway.views(),
+    ...(pool && { refresh: () => pool.refresh() }),
+    listeners: () => running.views(),
     reloads: () => ({ ...(reloader?.counts ?? { applied: 0, rejected: 0, unchanged: 0 }) }),
-    configAppliedAt: () => gateway.appliedAt,
+    configAppliedAt: () => running.appliedAt,
   };
   const metrics = createMetrics(view);
   const admin = new AdminServer(
@@ -61,16 +72,20 @@ export async function startApp(options: AppOptions): Promise<App> {
     log,
   );
   gateway.attach(admin);
-  await gateway.start(options.config);
-  checkDescriptorBudget(options.config, log);
+  await running.start(options.config);
+  const budget = new DescriptorBudget(log, { quickMode: file === undefined });
+  budget.check(options.config);
 
   let watcher: FileWatch | undefined;
   if (file) {
     const applied = (config: RuntimeConfig) => {
-      checkDescriptorBudget(config, log);
+      budget.check(config);
       options.onApplied(config);
+      pool?.setLogLevel(log.level);
     };
-    reloader = new Reloader(file.path, gateway, log, file.sha256, applied, { insecure: file.insecure });
+    reloader = new Reloader(file.path, pool ?? singleLoop(gateway), log, file.sha256, applied, {
+      insecure: file.insecure,
+    });
     const fromWatcher = () => {
       reloader?.reload("file").catch((error: unknown) => log.error({ error: String(error) }, "reload failed"));
     };
@@ -83,8 +98,24 @@ export async function startApp(options: AppOptions): Promise<App> {
       shuttingDown = true;
       reloader?.close();
       await watcher?.close();
-      await gateway.shutdown(gateway.config?.shutdownTimeoutMs ?? 0);
+      await running.shutdown(running.config?.shutdownTimeoutMs ?? 0);
     },
-    closeAllBridges: () => gateway.closeAllBridges(),
+    closeAllBridges: () => running.closeAllBridges(),
+  };
+}
+
+/**
+ * An instance started with one event loop has its listeners on the main thread, bound
+ * without SO_REUSEPORT: no worker could bind beside them without refusing clients.
+ */
+function singleLoop(gateway: Gateway): ConfigApplier {
+  return {
+    plan: (next) => gateway.plan(next),
+    apply: (next) =>
+      next.workers > 1
+        ? Promise.reject(
+            new BindError(`workers: ${next.workers} needs a restart: this instance was started with workers: 1`),
+          )
+        : gateway.apply(next),
   };
 }

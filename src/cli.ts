@@ -4,9 +4,11 @@ import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { type App, startApp } from "./app.ts";
+import { EXPLAIN_USAGE, runExplain } from "./commands/explain.ts";
 import { PLAN_USAGE, runPlan } from "./commands/plan.ts";
 import { UsageError } from "./commands/usage-error.ts";
 import { formatHostPort, parseListenAddress, parseTargetAddress } from "./config/address.ts";
+import { lint } from "./config/lint.ts";
 import { type LoadResult, loadConfigFile, parseConfig } from "./config/load.ts";
 import { LOG_LEVELS } from "./config/schema.ts";
 import { summarise } from "./config/summary.ts";
@@ -16,13 +18,16 @@ import { createLogger, type Logger } from "./log.ts";
 const USAGE = `Usage:
   tcpgate <listen-host> <listen-port> <target-host> <target-port>   quick mode, no config file
   tcpgate --config proxy.yaml            run from a config file (-c)
-  tcpgate --config proxy.yaml --check    validate the file, print a summary, bind nothing
+  tcpgate --config proxy.yaml --check    validate the file, print a summary and warnings, bind nothing
   ${PLAN_USAGE}
                                          what saving the file would do to the running instance
+  ${EXPLAIN_USAGE}
+                                         who would admit a client, and why (offline, from the file)
 
 Options:
   -c, --config <file>     the YAML config file
       --check             validate only: exit 0 with a summary, or 1 with the errors
+      --strict            with --check: exit 1 when there is any warning too
       --no-watch          do not watch the config file for changes
       --insecure-config   load a config file that others than its owner may write
       --log-level <level> trace | debug | info | warn | error (overrides log.level)
@@ -54,6 +59,7 @@ function parseCommandLine(argv: string[]) {
       options: {
         config: { type: "string", short: "c" },
         check: { type: "boolean" },
+        strict: { type: "boolean" },
         "no-watch": { type: "boolean" },
         "insecure-config": { type: "boolean" },
         "log-level": { type: "string" },
@@ -84,6 +90,7 @@ function parseCommandLine(argv: string[]) {
   if (values.config !== undefined && positionals.length > 0)
     throw new UsageError("--config and quick-mode arguments exclude each other");
   if (values.check && values.config === undefined) throw new UsageError("--check needs --config <file>");
+  if (values.strict && !values.check) throw new UsageError("--strict goes with --check");
   return { ...values, positionals };
 }
 
@@ -108,6 +115,7 @@ process.on("SIGHUP", () => onHangup());
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === "plan") return runPlan(argv.slice(1));
+  if (argv[0] === "explain") return runExplain(argv.slice(1));
   const options = parseCommandLine(argv);
   if (options.help) {
     process.stdout.write(`${USAGE}\n`);
@@ -128,6 +136,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (options.check) {
     process.stdout.write(`${summarise(loaded.config, basename(configPath ?? ""))}\n`);
+    const warnings = lint(loaded.config, loaded.source);
+    for (const line of warnings) process.stdout.write(`${line}\n`);
+    if (warnings.length > 0 && options.strict) {
+      process.stderr.write(`tcpgate: --strict: ${warnings.length} warning${warnings.length === 1 ? "" : "s"}\n`);
+      return 1;
+    }
     return 0;
   }
 
@@ -148,6 +162,7 @@ async function main(argv: string[]): Promise<number> {
             },
       version: version(),
       log,
+      pretty: options.pretty ?? false,
       onApplied: (config) => {
         if (levelOverride === undefined) log.level = config.logLevel;
       },

@@ -8,9 +8,10 @@ import { listenOverlaps } from "./config/overlap.ts";
 import type { ListenerConfig, RuntimeConfig } from "./config/runtime.ts";
 import { BindError, describeBindError, type Endpoint } from "./endpoint.ts";
 import type { Logger } from "./log.ts";
-import { type Applied, type PlannedReload, planReload } from "./plan/plan.ts";
+import { type Applied, type OpenBridge, type PlannedReload, planReload } from "./plan/plan.ts";
 import type { BridgeEnd } from "./proxy/bridge.ts";
 import { addCounters, Listener, type ListenerCounters } from "./proxy/listener.ts";
+import type { Slots } from "./proxy/slots.ts";
 
 /** An endpoint that is not a listener but lives at an address the config names. */
 export interface AttachedEndpoint extends Endpoint {
@@ -30,6 +31,23 @@ interface Binding {
   readonly address: EndpointAddress;
   readonly key: string;
   server?: Server;
+}
+
+/** How a worker's gateway differs from the single loop's (src/workers/). */
+export interface GatewayOptions {
+  /** Listeners bind with SO_REUSEPORT: every worker listens on the same addresses. */
+  readonly reusePort?: boolean;
+  /** The slots a listener counts its bridges in; by default its own (one event loop). */
+  readonly slotsFor?: (listener: string) => Slots;
+}
+
+/** A reload bound and ready to commit or abort. */
+export interface Prepared {
+  readonly next: RuntimeConfig;
+  readonly planned: PlannedReload;
+  readonly added: readonly Listener[];
+  readonly bindings: readonly Binding[];
+  readonly released: readonly Release[];
 }
 
 /** A socket this reload gives up, and how to take it back if the reload fails. */
@@ -58,6 +76,7 @@ export class Gateway {
   constructor(
     private readonly log: Logger,
     private readonly onBridgeEnd?: (end: BridgeEnd) => void,
+    private readonly options: GatewayOptions = {},
   ) {}
 
   /** Binds endpoint with the listeners from the next start or reload on. */
@@ -94,10 +113,11 @@ export class Gateway {
           const now = l.bytes();
           return { up: now.up + (past?.bytesUpClosed ?? 0), down: now.down + (past?.bytesDownClosed ?? 0) };
         },
+        ruleHits: () => l.ruleHits(),
         config: l.config,
         targets: l.pools.flatMap(({ route, targets }) =>
           targets.map((t) => ({
-            route,
+            ...(route !== undefined && { route }),
             key: t.config.key,
             up: t.up,
             open: t.open,
@@ -128,12 +148,17 @@ export class Gateway {
     }
   }
 
+  /** The open bridges, as a reload plan sees them. */
+  bridges(): OpenBridge[] {
+    return this.allListeners().flatMap((l) => l.openBridges(this.draining.has(l)));
+  }
+
   /**
    * What applying next would do, computed from the open bridges now; nothing changes.
    * apply() computes the very same plan and commits it.
    */
   plan(next: RuntimeConfig, now = Date.now()): PlannedReload {
-    const bridges = this.allListeners().flatMap((l) => l.openBridges(this.draining.has(l)));
+    const bridges = this.bridges();
     return planReload(this.running ?? { ...next, listeners: [], admin: undefined }, next, bridges, now);
   }
 
@@ -144,10 +169,18 @@ export class Gateway {
    * touched, except those of recheck listeners that the new rules refuse.
    */
   async apply(next: RuntimeConfig): Promise<Applied> {
+    return this.commit(await this.prepare(next));
+  }
+
+  /**
+   * The first half of apply: binds every new address, commits nothing. commit() or
+   * abort() must follow (several workers prepare, and all commit or all abort).
+   */
+  async prepare(next: RuntimeConfig): Promise<Prepared> {
     if (this.stopped) throw new ShutdownError("shutting down: nothing is applied any more");
     const planned = this.plan(next);
     const plan = planned.changes;
-    const added = plan.add.map((config) => new Listener(config, this.log, this.onBridgeEnd));
+    const added = plan.add.map((config) => this.createListener(config));
     const bindings: Binding[] = [
       ...added.map((l) => listenerBinding(l, l.config)),
       ...plan.rebind.map((r) => listenerBinding(this.existing(r.config.name), r.config)),
@@ -163,9 +196,14 @@ export class Gateway {
     }
 
     // An address that overlaps one this reload gives up (127.0.0.1:80 → 0.0.0.0:80) cannot
-    // be bound while the old one is open: Node 20 has no SO_REUSEPORT. Those go last.
-    const releasing = (b: Binding) => releases.filter((r) => endpointsOverlap(r.address, b.address));
+    // be bound while the old one is open, unless listeners share ports (SO_REUSEPORT,
+    // several workers). Those go last.
+    const releasing = (b: Binding) =>
+      this.options.reusePort && b.endpoint instanceof Listener
+        ? []
+        : releases.filter((r) => endpointsOverlap(r.address, b.address));
     const [clear, blocked] = partition(bindings, (b) => releasing(b).length === 0);
+    const released = [...new Set(blocked.flatMap(releasing))];
 
     try {
       await this.bindAll(clear, bindings);
@@ -174,7 +212,6 @@ export class Gateway {
           { addresses: blocked.map((b) => b.key) },
           "rebinding an address that overlaps one being released: clients may be refused for an instant",
         );
-        const released = [...new Set(blocked.flatMap(releasing))];
         for (const r of released) r.release();
         await this.bindAll(blocked, bindings, released);
       }
@@ -189,8 +226,20 @@ export class Gateway {
       for (const l of added) l.retire();
       throw error;
     }
+    return { next, planned, added, bindings, released };
+  }
 
-    // The commit: from here on nothing can fail, and nothing awaits.
+  /** Gives back everything prepared bound, and the sockets it released; nothing changed. */
+  async abort(prepared: Prepared): Promise<void> {
+    for (const b of prepared.bindings) b.server?.close();
+    for (const l of prepared.added) l.retire();
+    for (const r of prepared.released) await r.restore();
+  }
+
+  /** The second half of apply: the swap. From here on nothing can fail, and nothing awaits. */
+  commit(prepared: Prepared): Applied {
+    const { next, planned, added, bindings } = prepared;
+    const plan = planned.changes;
     for (const b of bindings) b.endpoint.use(b.server);
     for (const l of added) this.listeners.set(l.config.name, l);
     for (const r of plan.rebind) this.existing(r.config.name).update(r.config);
@@ -205,6 +254,11 @@ export class Gateway {
     const closed = this.closeRechecked(planned);
     this.scheduleRecheck();
     return { ...planned, closed };
+  }
+
+  private createListener(config: ListenerConfig): Listener {
+    const { slotsFor, reusePort } = this.options;
+    return new Listener(config, this.log, this.onBridgeEnd, slotsFor?.(config.name), reusePort);
   }
 
   /** Closes exactly the bridges the plan listed as closed on apply. */

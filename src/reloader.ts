@@ -13,7 +13,8 @@ import { summarisePlan } from "./plan/summary.ts";
 
 /** What the reloader needs of the gateway. */
 export interface ConfigApplier {
-  plan(next: RuntimeConfig): PlannedReload;
+  /** Asynchronous with several workers: their open bridges are gathered first. */
+  plan(next: RuntimeConfig): PlannedReload | Promise<PlannedReload>;
   /** Applies next all or nothing; throws BindError having changed nothing. */
   apply(next: RuntimeConfig): Promise<Applied>;
 }
@@ -110,10 +111,10 @@ export class Reloader {
    * paths in it resolve against the running config's folder, as they would once it
    * replaced that file.
    */
-  plan(text: string): PlanResult {
+  async plan(text: string): Promise<PlanResult> {
     const loaded = parseConfig(text, this.path);
     if (!loaded.ok) return loaded;
-    return { ok: true, plan: this.gateway.plan(loaded.config).plan, sha256: loaded.sha256 };
+    return { ok: true, plan: (await this.gateway.plan(loaded.config)).plan, sha256: loaded.sha256 };
   }
 
   private async run(trigger: ReloadTrigger): Promise<ReloadOutcome> {

@@ -2,6 +2,7 @@
 // proxy's hot paths only keep the plain counters they already need; the one exception is
 // the bridge duration histogram, observed once per bridge end.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { RULE_LISTS } from "../policy/address-match.ts";
 import { REFUSAL_REASONS } from "../policy/admission.ts";
 import type { BridgeEnd } from "../proxy/bridge.ts";
 import type { GatewayView, TargetView } from "./view.ts";
@@ -87,6 +88,23 @@ export function createMetrics(view: GatewayView): Metrics {
           REFUSAL_REASONS.map((reason) => sample({ listener: l.name, reason }, l.counters.refused[reason])),
         ),
   );
+  // Serving listeners only: a draining namesake's entries are not the rules in force. An
+  // entry appears from its first hit, so a 10,000-entry blocklist is not 10,000 series.
+  counterFrom(
+    "tcpgate_rule_hits_total",
+    "Clients each allow or deny entry decided: refused by a deny entry, let past the allow step by an allow entry.",
+    ["listener", "list", "rule"],
+    () =>
+      view
+        .listeners()
+        .filter((l) => l.state === "serving")
+        .flatMap((l) => {
+          const hits = l.ruleHits();
+          return RULE_LISTS.flatMap((list) =>
+            hits[list].filter((e) => e.hits > 0).map((e) => sample({ listener: l.name, list, rule: e.rule }, e.hits)),
+          );
+        }),
+  );
   gaugeFrom("tcpgate_bridges_open", "Open bridges.", ["listener"], () =>
     view.listeners().map((l) => sample({ listener: l.name }, l.open)),
   );
@@ -133,10 +151,20 @@ export function createMetrics(view: GatewayView): Metrics {
     registers,
   });
 
+  // Counted as bridges end, not read from the gateway: a listener's closed bridges by how
+  // they ended outlive the listener, and `recheck` must be visible as such.
+  const closed = new Counter({
+    name: "tcpgate_bridges_closed_total",
+    help: "Bridges that ended, by how they ended (client-closed, idle-timeout, shutdown, recheck, ...).",
+    labelNames: ["listener", "reason"],
+    registers,
+  });
+
   return {
     registry,
     bridgeEnded(end) {
       duration.observe({ listener: end.listener }, end.durationMs / 1000);
+      closed.inc({ listener: end.listener, reason: end.reason });
     },
   };
 }

@@ -1,6 +1,6 @@
-// The admin HTTP endpoint: GET /healthz, GET /status, GET /metrics, POST /reload,
-// POST /plan. Off unless admin.listen is set; it listens on TCP or on a Unix socket.
-// admin.allow refuses a peer at accept, before a byte of its request is read.
+// The admin HTTP endpoint: GET / (the status page), GET /healthz, GET /status,
+// GET /metrics, POST /reload, POST /plan. Off unless admin.listen is set; it listens on
+// TCP or on a Unix socket. admin.allow refuses a peer at accept, before a byte is read.
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { connect, type Socket } from "node:net";
@@ -12,6 +12,7 @@ import { type AddressMatcher, compileRules, parseClientAddress } from "../policy
 import { RefusalLog } from "../proxy/refusal-log.ts";
 import type { PlanResult, ReloadOutcome } from "../reloader.ts";
 import type { Metrics } from "./metrics.ts";
+import { STATUS_PAGE, STATUS_PAGE_HEADERS } from "./page.ts";
 import { buildStatus, type StatusContext } from "./status.ts";
 import type { GatewayView } from "./view.ts";
 
@@ -21,7 +22,7 @@ export interface AdminHandlers {
   readonly status: StatusContext;
   /** Undefined in quick mode: there is no file to reload or plan against. */
   readonly reload: (() => Promise<ReloadOutcome>) | undefined;
-  readonly plan: ((text: string) => PlanResult) | undefined;
+  readonly plan: ((text: string) => Promise<PlanResult>) | undefined;
 }
 
 /** A slow or silent peer is gone within this; nothing an operator sends takes longer. */
@@ -52,7 +53,7 @@ export class AdminServer implements AttachedEndpoint {
 
   configure(config: RuntimeConfig): void {
     const rules = config.admin?.allow ?? [];
-    this.allow = rules.length > 0 ? compileRules(rules) : undefined;
+    this.allow = rules.length > 0 ? compileRules(rules, "allow") : undefined;
     const admin = config.admin;
     if (admin && isUnixSocket(admin.listen) && this.server?.listening) chmodSync(admin.listen.path, admin.mode);
   }
@@ -144,14 +145,20 @@ export class AdminServer implements AttachedEndpoint {
     }
     const { view, metrics, status, reload, plan } = this.handlers;
     switch (path) {
+      case "/":
+        res.writeHead(200, STATUS_PAGE_HEADERS);
+        res.end(STATUS_PAGE);
+        return;
       case "/healthz":
         if (status.shuttingDown()) send(res, 503, "shutting down\n");
         else send(res, 200, "ok\n");
         return;
       case "/status":
+        await view.refresh?.();
         sendJson(res, 200, buildStatus(view, status));
         return;
       case "/metrics":
+        await view.refresh?.();
         send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
         return;
       case "/reload": {
@@ -173,7 +180,7 @@ export class AdminServer implements AttachedEndpoint {
           sendJson(res, 413, { errors: ["the planned file is larger than 1 MiB"] });
           return;
         }
-        const result = plan(body);
+        const result = await plan(body);
         if (result.ok) sendJson(res, 200, { sha256: result.sha256, ...result.plan });
         else sendJson(res, 422, { errors: result.errors });
         return;
@@ -183,6 +190,7 @@ export class AdminServer implements AttachedEndpoint {
 }
 
 const ROUTES: Record<string, "GET" | "POST"> = {
+  "/": "GET",
   "/healthz": "GET",
   "/status": "GET",
   "/metrics": "GET",

@@ -1,7 +1,8 @@
 // The JSON document GET /status answers with.
 import { resolve } from "node:path";
 import { formatDuration } from "../config/duration.ts";
-import type { ListenerConfig, Rule } from "../config/runtime.ts";
+import type { ListenerConfig } from "../config/runtime.ts";
+import type { EntryHits, RuleHitsSnapshot } from "../proxy/rule-hits.ts";
 import type { ReloadOutcome } from "../reloader.ts";
 import { processStats } from "./process-stats.ts";
 import type { GatewayView } from "./view.ts";
@@ -30,7 +31,7 @@ export function buildStatus(view: GatewayView, context: StatusContext, now = Dat
       maxConnections: l.config.maxConnections ?? null,
       maxConnectionsPerClient: l.config.maxConnectionsPerClient ?? null,
     },
-    rules: rulesSummary(l.config),
+    rules: rulesSummary(l.config, l.ruleHits()),
     balance: l.config.balance,
     targets: l.targets.map((t) => ({
       ...(t.route !== undefined && { route: t.route }),
@@ -65,11 +66,16 @@ export function buildStatus(view: GatewayView, context: StatusContext, now = Dat
   };
 }
 
-function rulesSummary(config: ListenerConfig) {
-  const list = (rules: readonly Rule[]) => rules.map((r) => r.source);
+function rulesSummary(config: ListenerConfig, hits: RuleHitsSnapshot) {
+  const list = (entries: readonly EntryHits[]) =>
+    entries.map((e) => ({
+      rule: e.rule,
+      hits: e.hits,
+      lastHitAt: e.lastHitAt === undefined ? null : new Date(e.lastHitAt).toISOString(),
+    }));
   return {
-    allow: list(config.allow),
-    deny: list(config.deny),
+    allow: list(hits.allow),
+    deny: list(hits.deny),
     schedule: config.schedule
       ? {
           timezone: config.schedule.timezone ?? null,

@@ -2,10 +2,11 @@
 // never reached into directly: this is the whole surface.
 import type { ListenerConfig } from "../config/runtime.ts";
 import type { ListenerCounters } from "../proxy/listener.ts";
+import type { RuleHitsSnapshot } from "../proxy/rule-hits.ts";
 
 export interface TargetView {
-  /** The route whose pool holds the target; undefined for the listener's own targets. */
-  readonly route: string | undefined;
+  /** The route whose pool holds the target; absent for the listener's own targets. */
+  readonly route?: string;
   readonly key: string;
   readonly up: boolean;
   readonly open: number;
@@ -22,11 +23,15 @@ export interface ListenerView {
   readonly counters: ListenerCounters;
   /** Bytes carried so far, open bridges included. */
   bytes(): { up: number; down: number };
+  /** Hits of each allow and deny entry of the listener's current config. */
+  ruleHits(): RuleHitsSnapshot;
   readonly config: ListenerConfig;
   readonly targets: readonly TargetView[];
 }
 
 export interface GatewayView {
+  /** With several workers: asks each for its counts; listeners() then answers their sums. */
+  refresh?(): Promise<void>;
   listeners(): ListenerView[];
   /** Reload counts by outcome. */
   reloads(): Record<string, number>;

@@ -2,6 +2,7 @@
 // is read one way only: "127.1", "010.0.0.1" or "0x7f.0.0.1" mean different things to
 // different tools, so they are refused rather than guessed at.
 import ipaddr from "ipaddr.js";
+import { count } from "./describe.ts";
 
 export type Family = 4 | 6;
 
@@ -39,7 +40,7 @@ export function parseIPv4(text: string): Parsed<ipaddr.IPv4> {
 function ipv4Problem(text: string): string | undefined {
   const parts = text.split(".");
   if (parts.length !== 4) {
-    return `it has ${parts.length} part${parts.length === 1 ? "" : "s"}; write all four, a.b.c.d`;
+    return `it has ${count(parts.length, "part")}; write all four, a.b.c.d`;
   }
   for (const part of parts) {
     if (part === "") return "a part is empty";
@@ -63,6 +64,15 @@ export function parseIPv6(text: string): Parsed<ipaddr.IPv6> {
   if (text.includes("%")) return fail(`"${text}": IPv6 zone ids are not supported`);
   if (!ipaddr.IPv6.isValid(text)) return fail(`"${text}" is not an IPv6 address`);
   const address = ipaddr.IPv6.parse(text);
+  // "::a.b.c.d" (IPv4-compatible, deprecated by RFC 4291) is ::ffff:a.b.c.d to ipaddr.js
+  // but another address to the kernel: ambiguous, so refused like an octal IPv4.
+  const compatible = /^::((?:[0-9]+\.){3}[0-9]+)$/.exec(text)?.[1];
+  if (compatible !== undefined) {
+    const hex = address.parts.slice(6).map((part) => part.toString(16));
+    return fail(
+      `"${text}" is a deprecated IPv4-compatible address that tools read differently: write ::ffff:${compatible} for the IPv4 address, or ::${hex.join(":")}`,
+    );
+  }
   // An embedded IPv4 tail ("::ffff:1.2.3.4") must obey the same strict rules.
   const tail = /([0-9.]+)$/.exec(text)?.[1];
   if (tail?.includes(".")) {
@@ -116,8 +126,18 @@ export function parseListenAddress(text: string): Parsed<HostPort> {
     return fail(`"${text}": a listen address must be an IP address or ":port", not a host name`);
   }
   const ip = bracketed ? parseIPv6(host) : parseIPv4(host);
-  if (!ip.ok) return ip;
-  return ok({ host: ip.value.toString(), port: port.value, family: bracketed ? 6 : 4 });
+  return ip.ok ? ok(ipHostPort(ip.value, port.value)) : ip;
+}
+
+/**
+ * One form per address, so that equal addresses compare equal: "::ffff:127.0.0.1" is
+ * 127.0.0.1 to the kernel (binding both fails), so it is written and compared as IPv4.
+ */
+function ipHostPort(ip: ipaddr.IPv4 | ipaddr.IPv6, port: number): HostPort {
+  if (ip instanceof ipaddr.IPv6 && ip.isIPv4MappedAddress()) {
+    return { host: ip.toIPv4Address().toString(), port, family: 4 };
+  }
+  return { host: ip.toString(), port, family: ip.kind() === "ipv4" ? 4 : 6 };
 }
 
 /** A target address: "ip:port", "[ipv6]:port" or "host.name:port" (resolved at connect time). */
@@ -127,13 +147,9 @@ export function parseTargetAddress(text: string): Parsed<HostPort> {
   const port = parsePort(split.value.port, text);
   if (!port.ok) return port;
   const { host, bracketed } = split.value;
-  if (bracketed) {
-    const ip = parseIPv6(host);
-    return ip.ok ? ok({ host: ip.value.toString(), port: port.value, family: 6 }) : ip;
-  }
-  if (looksLikeIPv4(host)) {
-    const ip = parseIPv4(host);
-    return ip.ok ? ok({ host: ip.value.toString(), port: port.value, family: 4 }) : ip;
+  if (bracketed || looksLikeIPv4(host)) {
+    const ip = bracketed ? parseIPv6(host) : parseIPv4(host);
+    return ip.ok ? ok(ipHostPort(ip.value, port.value)) : ip;
   }
   if (host === "") return fail(`"${text}": a target needs a host before the port`);
   if (!HOST_NAME.test(host)) return fail(`"${text}": "${host}" is neither an IP address nor a host name`);
@@ -161,6 +177,20 @@ export function parseCidr(text: string): Parsed<Cidr> {
     return fail(`"${text}" has host bits set (did you mean ${network.toString()}/${prefix}?)`);
   }
   return ok({ family, address: ip.value, prefix, text: `${ip.value.toString()}/${prefix}` });
+}
+
+/**
+ * The IPv4 range an entry stands for: an IPv4 CIDR, or one written in the IPv4-mapped
+ * form ("::ffff:10.1.2.3", as a dual-stack socket, and our own bridge log, print IPv4
+ * clients). Clients are matched as IPv4 once unmapped, so a mapped entry kept as IPv6
+ * could never match anyone: a deny rule copied from a log line would silently do nothing.
+ */
+export function ipv4Range(cidr: Cidr): { address: number; prefix: number } | undefined {
+  const asNumber = (ip: ipaddr.IPv4) => ip.octets.reduce((n, octet) => n * 256 + octet, 0);
+  if (cidr.family === 4) return { address: asNumber(cidr.address as ipaddr.IPv4), prefix: cidr.prefix };
+  const address = cidr.address as ipaddr.IPv6;
+  if (cidr.prefix < 96 || !address.isIPv4MappedAddress()) return undefined;
+  return { address: asNumber(address.toIPv4Address()), prefix: cidr.prefix - 96 };
 }
 
 function networkOf(ip: ipaddr.IPv4 | ipaddr.IPv6, prefix: number): ipaddr.IPv4 | ipaddr.IPv6 {

@@ -1,9 +1,10 @@
-// Checks that look across values: names, address clashes, acl references, and the
-// keys whose features have not landed yet. They run on whatever parts of the file are
-// well-formed, even when other parts failed the schema, so one pass reports every error.
-import { formatHostPort, type HostPort, parseListenAddress, parseTargetAddress } from "./address.ts";
+// Checks that look across values: names, address clashes, acl references. They run on
+// whatever parts of the file are well-formed, even when other parts (or other keys of the
+// same listener) failed the schema, so one pass reports every error.
+import { formatHostPort, type HostPort, type Parsed, parseListenAddress, parseTargetAddress } from "./address.ts";
 import { listenOverlaps } from "./overlap.ts";
-import { isAclReference, listenerSchema, type RawListener, type RawTarget } from "./schema.ts";
+import { ACL_NAME, isAclReference, listenerSchema } from "./schema.ts";
+import { closest } from "./suggest.ts";
 import type { SourceIssue } from "./yaml-source.ts";
 
 type Path = (string | number)[];
@@ -16,13 +17,63 @@ function listAt(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
-/** The listeners that pass the schema on their own, by index; undefined for the others. */
-function wellFormedListeners(data: unknown): (RawListener | undefined)[] {
+/**
+ * A listener's parts that pass the schema on their own. A listener with an unknown key or
+ * a bad timeout fails the schema as a whole, but its name, address, targets and rule lists
+ * can still clash or name a missing acl, and those errors belong in the same report.
+ */
+interface ListenerParts {
+  readonly name: string | undefined;
+  readonly listen: HostPort | undefined;
+  /** The address as written, for messages where its canonical form reads differently. */
+  readonly listenText: string;
+  /** By index in targets; undefined for an entry whose address does not parse. */
+  readonly targets: readonly (HostPort | undefined)[];
+  readonly allow: unknown;
+  readonly deny: unknown;
+  readonly acceptProxyFrom: unknown;
+  /** Whether the listener has targets or routes (it needs one or both). */
+  readonly goesSomewhere: boolean;
+  readonly routes: readonly RouteParts[];
+}
+
+interface RouteParts {
+  readonly targets: readonly (HostPort | undefined)[];
+  /** Server names that are strings; undefined for the others (the schema reports them). */
+  readonly sni: readonly (string | undefined)[];
+}
+
+function targetParts(list: unknown): (HostPort | undefined)[] {
+  return listAt(list).map((t) => {
+    const address = isMap(t) ? t.address : t;
+    return typeof address === "string" ? parsedOrUndefined(parseTargetAddress(address)) : undefined;
+  });
+}
+
+function listenerParts(data: unknown): ListenerParts[] {
   if (!isMap(data)) return [];
   return listAt(data.listeners).map((item) => {
-    const parsed = listenerSchema.safeParse(item);
-    return parsed.success ? parsed.data : undefined;
+    const raw = isMap(item) ? item : {};
+    const name = listenerSchema.shape.name.safeParse(raw.name);
+    return {
+      name: name.success ? name.data : undefined,
+      listen: typeof raw.listen === "string" ? parsedOrUndefined(parseListenAddress(raw.listen)) : undefined,
+      listenText: String(raw.listen),
+      targets: targetParts(raw.targets),
+      allow: raw.allow,
+      deny: raw.deny,
+      acceptProxyFrom: isMap(raw.acceptProxy) ? raw.acceptProxy.from : undefined,
+      goesSomewhere: raw.targets !== undefined || raw.routes !== undefined,
+      routes: listAt(raw.routes).map((r) => ({
+        targets: targetParts(isMap(r) ? r.targets : undefined),
+        sni: listAt(isMap(r) ? r.sni : undefined).map((n) => (typeof n === "string" ? n : undefined)),
+      })),
+    };
   });
+}
+
+function parsedOrUndefined<T>(parsed: Parsed<T>): T | undefined {
+  return parsed.ok ? parsed.value : undefined;
 }
 
 /** acl names the file defines; undefined when `acls` is not a map, so references cannot be judged. */
@@ -32,22 +83,22 @@ function aclNames(data: unknown): ReadonlySet<string> | undefined {
 }
 
 export function crossFieldIssues(data: unknown): SourceIssue[] {
-  const listeners = wellFormedListeners(data);
+  const listeners = listenerParts(data);
   const acls = aclNames(data);
   const issues: SourceIssue[] = [
     ...nameIssues(listeners),
     ...addressIssues(listeners),
     ...adminAddressIssues(data, listeners),
-    ...requiredTargetIssues(data),
-    ...listeners.flatMap((l, index) => (l ? targetIssues(l, index) : [])),
+    ...listeners.flatMap((l, index) => targetIssues(l, index)),
+    ...routeNameIssues(listeners),
     ...protoAclIssues(data),
   ];
   if (acls) {
     listeners.forEach((l, index) => {
       for (const list of ["allow", "deny"] as const) {
-        issues.push(...aclReferenceIssues(l?.[list], ["listeners", index, list], acls));
+        issues.push(...aclReferenceIssues(l[list], ["listeners", index, list], acls));
       }
-      issues.push(...aclReferenceIssues(l?.acceptProxy?.from, ["listeners", index, "acceptProxy", "from"], acls));
+      issues.push(...aclReferenceIssues(l.acceptProxyFrom, ["listeners", index, "acceptProxy", "from"], acls));
     });
     if (isMap(data) && isMap(data.defaults) && isMap(data.defaults.acceptProxy))
       issues.push(...aclReferenceIssues(data.defaults.acceptProxy.from, ["defaults", "acceptProxy", "from"], acls));
@@ -67,11 +118,11 @@ function protoAclIssues(data: unknown): SourceIssue[] {
     : [];
 }
 
-function nameIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {
+function nameIssues(listeners: ListenerParts[]): SourceIssue[] {
   const issues: SourceIssue[] = [];
   const names = new Map<string, number>();
   listeners.forEach((l, index) => {
-    if (!l) return;
+    if (l.name === undefined) return;
     const first = names.get(l.name);
     if (first === undefined) names.set(l.name, index);
     else
@@ -83,91 +134,70 @@ function nameIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {
   return issues;
 }
 
-function addressIssues(listeners: (RawListener | undefined)[]): SourceIssue[] {
+function addressIssues(listeners: ListenerParts[]): SourceIssue[] {
   const issues: SourceIssue[] = [];
-  const bound: { address: HostPort; index: number; name: string }[] = [];
+  const bound: Bound[] = [];
   listeners.forEach((l, index) => {
-    if (!l) return;
-    const address = parseListenAddress(l.listen);
-    if (!address.ok) return;
-    const clash = bound.find((b) => listenOverlaps(b.address, address.value));
-    if (clash) issues.push({ path: ["listeners", index, "listen"], message: clashMessage(address.value, clash) });
-    bound.push({ address: address.value, index, name: l.name });
+    const address = l.listen;
+    if (!address) return;
+    const clash = bound.find((b) => listenOverlaps(b.address, address));
+    if (clash) {
+      issues.push({ path: ["listeners", index, "listen"], message: clashMessage(address, clash, l.listenText) });
+    }
+    bound.push({ address, index, name: l.name });
   });
   return issues;
 }
 
 /** The admin endpoint needs a port of its own, like any listener. */
-function adminAddressIssues(data: unknown, listeners: (RawListener | undefined)[]): SourceIssue[] {
+function adminAddressIssues(data: unknown, listeners: ListenerParts[]): SourceIssue[] {
   if (!isMap(data) || !isMap(data.admin) || typeof data.admin.listen !== "string") return [];
   const admin = parseListenAddress(data.admin.listen);
   if (!admin.ok) return [];
   for (const [index, l] of listeners.entries()) {
-    if (!l) continue;
-    const address = parseListenAddress(l.listen);
-    if (address.ok && listenOverlaps(address.value, admin.value)) {
-      const clash = { address: address.value, index, name: l.name };
-      return [{ path: ["admin", "listen"], message: clashMessage(admin.value, clash) }];
+    if (l.listen && listenOverlaps(l.listen, admin.value)) {
+      const clash = { address: l.listen, index, name: l.name };
+      return [{ path: ["admin", "listen"], message: clashMessage(admin.value, clash, data.admin.listen) }];
     }
   }
   return [];
 }
 
-function clashMessage(address: HostPort, clash: { address: HostPort; index: number; name: string }): string {
-  const other = `listener "${clash.name}" (listeners[${clash.index}])`;
+/** A listener's address, with its name when the name itself is well-formed. */
+interface Bound {
+  readonly address: HostPort;
+  readonly index: number;
+  readonly name: string | undefined;
+}
+
+function clashMessage(address: HostPort, clash: Bound, written: string): string {
+  const other =
+    clash.name === undefined ? `listeners[${clash.index}]` : `listener "${clash.name}" (listeners[${clash.index}])`;
   const mine = formatHostPort(address);
   const theirs = formatHostPort(clash.address);
-  if (mine === theirs) return `${mine} is already the address of ${other}`;
+  // "[::ffff:127.0.0.1]:80" clashes as the IPv4 address it is: say so, or the message reads wrong.
+  const shown = written.startsWith("[") && address.family === 4 ? `${written} (IPv4-mapped, so ${mine})` : mine;
+  if (mine === theirs) return `${shown} is already the address of ${other}`;
   // Only a wildcard can overlap a different address: say which side is the wildcard.
-  return `${mine} overlaps ${theirs} of ${other}: a wildcard address covers every address on its port`;
+  return `${shown} overlaps ${theirs} of ${other}: a wildcard address covers every address on its port`;
 }
 
-/** A listener needs targets, routes or both: judged on the raw file, so it is said however broken the rest is. */
-function requiredTargetIssues(data: unknown): SourceIssue[] {
-  if (!isMap(data)) return [];
-  return listAt(data.listeners).flatMap((l, index) =>
-    isMap(l) && l.targets === undefined && l.routes === undefined
-      ? [{ path: ["listeners", index, "targets"], message: "is required (or routes, or both)" }]
-      : [],
-  );
-}
-
-/** No target twice in one list; no server name in two routes. */
-function targetIssues(l: RawListener, index: number): SourceIssue[] {
+/** A listener needs targets, routes or both; no target twice in one list (its own, or a route's). */
+function targetIssues(l: ListenerParts, index: number): SourceIssue[] {
   const at: Path = ["listeners", index];
+  if (!l.goesSomewhere) return [{ path: [...at, "targets"], message: "is required (or routes, or both)" }];
   return [
-    ...duplicateTargets(l.targets ?? [], [...at, "targets"]),
-    ...(l.routes ?? []).flatMap((r, i) => duplicateTargets(r.targets, [...at, "routes", i, "targets"])),
-    ...duplicateNames(l, at),
+    ...duplicateTargets(l.targets, [...at, "targets"]),
+    ...l.routes.flatMap((r, i) => duplicateTargets(r.targets, [...at, "routes", i, "targets"])),
   ];
 }
 
-/** A name in a later route than the first to list it could never be reached: first match wins. */
-function duplicateNames(l: RawListener, at: Path): SourceIssue[] {
-  const issues: SourceIssue[] = [];
-  const first = new Map<string, number>();
-  (l.routes ?? []).forEach((r, i) => {
-    r.sni.forEach((name, j) => {
-      const lower = name.toLowerCase();
-      const earlier = first.get(lower);
-      if (earlier === undefined) first.set(lower, i);
-      else
-        issues.push({
-          path: [...at, "routes", i, "sni", j],
-          message: `${name} is already taken by routes[${earlier}] (the first match wins)`,
-        });
-    });
-  });
-  return issues;
-}
-
-function duplicateTargets(targets: readonly RawTarget[], path: Path): SourceIssue[] {
+function duplicateTargets(targets: readonly (HostPort | undefined)[], path: Path): SourceIssue[] {
   const issues: SourceIssue[] = [];
   const seen = new Map<string, number>();
   targets.forEach((t, i) => {
-    const parsed = parseTargetAddress(typeof t === "string" ? t : t.address);
-    if (!parsed.ok) return;
-    const key = formatHostPort(parsed.value);
+    if (!t) return;
+    const key = formatHostPort(t);
     const first = seen.get(key);
     if (first === undefined) seen.set(key, i);
     else
@@ -179,10 +209,33 @@ function duplicateTargets(targets: readonly RawTarget[], path: Path): SourceIssu
   return issues;
 }
 
+/** A server name in a later route than the first to list it could never be reached: the first match wins. */
+function routeNameIssues(listeners: ListenerParts[]): SourceIssue[] {
+  const issues: SourceIssue[] = [];
+  listeners.forEach((l, index) => {
+    const first = new Map<string, number>();
+    l.routes.forEach((r, i) => {
+      r.sni.forEach((name, j) => {
+        if (name === undefined) return;
+        const earlier = first.get(name.toLowerCase());
+        if (earlier === undefined) first.set(name.toLowerCase(), i);
+        else
+          issues.push({
+            path: ["listeners", index, "routes", i, "sni", j],
+            message: `${name} is already taken by routes[${earlier}] (the first match wins)`,
+          });
+      });
+    });
+  });
+  return issues;
+}
+
+/** Entries that are well-formed acl names (the schema reports the others) but name no acl. */
 function aclReferenceIssues(list: unknown, path: Path, acls: ReadonlySet<string>): SourceIssue[] {
-  return listAt(list).flatMap((entry, i) =>
-    typeof entry === "string" && isAclReference(entry) && !acls.has(entry)
-      ? [{ path: [...path, i], message: `no acl named "${entry}" in acls` }]
-      : [],
-  );
+  return listAt(list).flatMap((entry, i) => {
+    if (typeof entry !== "string" || !isAclReference(entry) || !ACL_NAME.test(entry) || acls.has(entry)) return [];
+    const guess = closest(entry, [...acls]);
+    const message = `no acl named "${entry}" in acls${guess ? ` (did you mean ${guess}?)` : ""}`;
+    return [{ path: [...path, i], message }];
+  });
 }

@@ -48,7 +48,9 @@ export function diff(current: RuntimeConfig, next: RuntimeConfig): ReloadPlan {
     }
   }
   const remove = current.listeners.filter((l) => !after.has(l.name));
-  const settings = (["logLevel", "shutdownTimeoutMs", "admin"] as const).filter((k) => !sameValue(current[k], next[k]));
+  const settings = (["logLevel", "shutdownTimeoutMs", "admin", "workers"] as const).filter(
+    (k) => !sameValue(current[k], next[k]),
+  );
   return { add, remove, rebind, update, unchanged, settings };
 }
 

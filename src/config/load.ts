@@ -4,16 +4,22 @@ import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import type { z } from "zod";
+import { workersUnsupported } from "../workers/support.ts";
 import { crossFieldIssues } from "./checks.ts";
-import { describe } from "./describe.ts";
+import { count, describe } from "./describe.ts";
+import { unsafeConfigReason } from "./file-safety.ts";
 import { normalise, type RuntimeConfig } from "./runtime.ts";
 import { configSchema } from "./schema.ts";
+import { closest } from "./suggest.ts";
 import { formatPath, type KeyPath, readYaml, type SourceIssue, type YamlSource } from "./yaml-source.ts";
 
 /** A config is a page of rules, not data: anything larger is a mistake or an attack. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
-export type LoadResult = { ok: true; config: RuntimeConfig; sha256: string } | { ok: false; errors: string[] };
+/** source: where each key is written, for warnings about a valid config (lint.ts). */
+export type LoadResult =
+  | { ok: true; config: RuntimeConfig; sha256: string; source: YamlSource }
+  | { ok: false; errors: string[] };
 
 /**
  * Reads and validates one config file. Messages name the file as given, so
@@ -34,7 +40,7 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
       if (stats.isDirectory()) return { ok: false, errors: [`${path}: cannot read the config: it is a directory`] };
       // A FIFO or a device would block the read, or never end it (and a reload with it).
       if (!stats.isFile()) return { ok: false, errors: [`${path}: cannot read the config: not a regular file`] };
-      const unsafe = options.insecure ? undefined : unsafeOwnership(stats);
+      const unsafe = options.insecure ? undefined : await unsafeConfigReason(path, stats);
       if (unsafe) return { ok: false, errors: [`${path}: ${unsafe} (or start with --insecure-config)`] };
       // Read one byte past the cap to tell "exactly at the cap" from "too large".
       const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
@@ -59,21 +65,11 @@ function readFailure(error: unknown): string {
   return (code && reasons[code]) ?? (error instanceof Error ? error.message : String(error));
 }
 
-/**
- * The config is the firewall's rule set: like sshd's StrictModes, refuse one that anyone
- * but its owner could have changed. Read from the open handle, so the file checked is the
- * file read.
- */
-function unsafeOwnership(stats: { mode: number; uid: number }): string | undefined {
-  if (stats.mode & 0o022) {
-    const who = stats.mode & 0o002 ? "everyone" : "its group";
-    return `refusing a config file writable by ${who} (mode ${(stats.mode & 0o777).toString(8)}); chmod go-w it`;
-  }
-  const me = process.getuid?.();
-  if (me !== undefined && stats.uid !== 0 && stats.uid !== me) {
-    return `refusing a config file owned by another user (uid ${stats.uid}); it must be owned by root or by uid ${me}`;
-  }
-  return undefined;
+const sources = new WeakMap<RuntimeConfig, { readonly text: string; readonly file: string }>();
+
+/** The text a config was parsed from and the file it names: each worker parses it again. */
+export function configSource(config: RuntimeConfig): { readonly text: string; readonly file: string } | undefined {
+  return sources.get(config);
 }
 
 export function parseConfig(bytes: Uint8Array | string, file: string): LoadResult {
@@ -117,7 +113,11 @@ function parse(bytes: Uint8Array | string, file: string): LoadResult {
   ];
   if (issues.length > 0) return { ok: false, errors: render(issues, source) };
   if (!parsed.success) return { ok: false, errors: [`${file}: invalid config`] };
-  return { ok: true, config: normalise(parsed.data), sha256 };
+  const config = normalise(parsed.data);
+  const unsupported = workersUnsupported(config.workers);
+  if (unsupported) return { ok: false, errors: [`${file}: ${unsupported}`] };
+  sources.set(config, { text, file });
+  return { ok: true, config, sha256, source };
 }
 
 function render(issues: SourceIssue[], source: YamlSource): string[] {
@@ -177,14 +177,14 @@ function oneOf(values: readonly unknown[]): string {
 
 function tooSmall(issue: ZodIssue & { code: "too_small" }): string {
   const min = Number(issue.minimum);
-  if (issue.origin === "array") return `must have at least ${min} ${min === 1 ? "entry" : "entries"}`;
+  if (issue.origin === "array") return `must have at least ${count(min, "entry", "entries")}`;
   if (issue.origin === "string") return min === 1 ? "must not be empty" : `must be at least ${min} characters long`;
   return issue.inclusive === false ? `must be more than ${min}` : `must be at least ${min}`;
 }
 
 function tooBig(issue: ZodIssue & { code: "too_big" }): string {
   const max = Number(issue.maximum);
-  if (issue.origin === "array") return `must have at most ${max} ${max === 1 ? "entry" : "entries"}`;
+  if (issue.origin === "array") return `must have at most ${count(max, "entry", "entries")}`;
   if (issue.origin === "string") return `must be at most ${max} characters long`;
   return issue.inclusive === false ? `must be less than ${max}` : `must be at most ${max}`;
 }
@@ -222,19 +222,27 @@ function article(expected: string): string {
 function unknownKey(key: string, mapPath: KeyPath): string {
   // The core schema has no merge keys, so "<<" arrives as a plain key.
   if (key === "<<") return `unknown key "<<" (YAML merge keys are not supported; write the keys out)`;
-  const guess = closest(key, keysAt(configSchema, mapPath));
+  const guess = closest(key, keysAt(configSchema, mapPath)) ?? oneLevelDown(key, mapPath);
   return guess ? `unknown key "${key}" (did you mean ${guess}?)` : `unknown key "${key}"`;
 }
 
-/** The known key nearest to a typo, if it is near enough to be what was meant. */
-function closest(key: string, known: readonly string[]): string | undefined {
-  const limit = Math.min(2, Math.floor(key.length / 3));
-  let best: { key: string; distance: number } | undefined;
-  for (const candidate of known) {
-    const distance = editDistance(candidate.toLowerCase(), key.toLowerCase());
-    if (distance <= limit && (!best || distance < best.distance)) best = { key: candidate, distance };
+/**
+ * A key written one level too high: "maxConnections" at the top belongs in defaults,
+ * "timezone" in a listener belongs in its schedule. Suggested with its parent,
+ * "defaults.maxConnections"; "loglevel" finds "log.level" too.
+ */
+function oneLevelDown(key: string, mapPath: KeyPath): string | undefined {
+  for (const parent of keysAt(configSchema, mapPath)) {
+    const path = [...mapPath, parent];
+    if (!nodesAt(configSchema, path).some((node) => defOf(node).type === "object")) continue;
+    const spelled = new Map<string, string>();
+    for (const child of keysAt(configSchema, path)) {
+      for (const form of [child, `${parent}.${child}`, `${parent}${child}`]) spelled.set(form, `${parent}.${child}`);
+    }
+    const guess = closest(key, [...spelled.keys()]);
+    if (guess) return spelled.get(guess);
   }
-  return best?.key;
+  return undefined;
 }
 
 type Schema = z.core.$ZodType;
@@ -254,8 +262,8 @@ function unwrap(schema: Schema): Schema[] {
   return [schema];
 }
 
-/** Keys a map at path may hold: the suggestions for a typo there come from these only. */
-function keysAt(root: Schema, path: KeyPath): string[] {
+/** The schemas of the value at path: through objects by key, lists and records by their items. */
+function nodesAt(root: Schema, path: KeyPath): Schema[] {
   let nodes = unwrap(root);
   for (const segment of path) {
     nodes = nodes.flatMap((node) => {
@@ -269,22 +277,13 @@ function keysAt(root: Schema, path: KeyPath): string[] {
       return [];
     });
   }
-  return nodes.flatMap((node) => {
+  return nodes;
+}
+
+/** Keys a map at path may hold: the suggestions for a typo there come from these only. */
+function keysAt(root: Schema, path: KeyPath): string[] {
+  return nodesAt(root, path).flatMap((node) => {
     const def = defOf(node);
     return def.type === "object" ? Object.keys(def.shape as Record<string, Schema>) : [];
   });
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0] ?? 0;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j] ?? 0;
-      row[j] = Math.min(above + 1, (row[j - 1] ?? 0) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length] ?? 0;
 }

@@ -1,5 +1,7 @@
 // The normalised, immutable config the rest of tcpgate runs on: defaults applied,
 // addresses and acl names parsed, durations in milliseconds.
+
+import { resolveWorkers } from "../workers/support.ts";
 import {
   type Cidr,
   formatHostPort,
@@ -102,6 +104,8 @@ export interface RuntimeConfig {
   readonly admin: AdminConfig | undefined;
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
+  /** Event loops accepting on every listener's address; `auto` resolved to the CPUs available. */
+  readonly workers: number;
 }
 
 /** Only called on a config that passed the schema and the cross-field checks. */
@@ -181,6 +185,7 @@ export function normalise(raw: RawConfig): RuntimeConfig {
     admin: raw.admin && admin(raw.admin),
     logLevel: raw.log?.level ?? BUILT_IN_DEFAULTS.logLevel,
     shutdownTimeoutMs: ms(raw.shutdownTimeout, BUILT_IN_DEFAULTS.shutdownTimeoutMs),
+    workers: resolveWorkers(raw.workers),
   });
 }
 

@@ -80,6 +80,12 @@ const about = (text: string, defaultMs?: number) => ({
 
 export const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
 
+/** "07:30" → 450: minutes since midnight of a clock the schema accepted ("24:00" → 1440). */
+export function minutesOf(clock: string): number {
+  const [h, m] = clock.split(":").map(Number);
+  return (h ?? 0) * 60 + (m ?? 0);
+}
+
 const clock = z
   .string()
   .regex(/^(?:[01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$/, { error: 'must be a time "HH:MM" from "00:00" to "24:00"' });
@@ -314,6 +320,14 @@ export const configSchema = z
     shutdownTimeout: duration
       .optional()
       .meta(about("On SIGTERM/SIGINT, how long open bridges may finish.", BUILT_IN_DEFAULTS.shutdownTimeoutMs)),
+    workers: z
+      .union([z.int().min(1).max(256), z.literal("auto")])
+      .optional()
+      .meta(
+        about(
+          'Event loops (worker threads) accepting on the same addresses: 1 to 256, or "auto" for the CPUs available. Default 1. More than 1 needs Node.js 22.12 or later on Linux.',
+        ),
+      ),
     listeners: z.array(listenerSchema).min(1).meta(about("One or more listeners.")),
   })
   .strict();

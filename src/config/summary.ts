@@ -1,11 +1,12 @@
 // The short description `tcpgate --check` prints of a valid config.
+import { count } from "./describe.ts";
 import { formatDuration } from "./duration.ts";
 import type { ListenerConfig, Rule, RuntimeConfig, TargetConfig } from "./runtime.ts";
 import { isAclReference } from "./schema.ts";
 
 export function summarise(config: RuntimeConfig, file: string): string {
-  const count = config.listeners.length;
-  const lines = [`${file}: OK, ${count} listener${count === 1 ? "" : "s"}`];
+  const workers = config.workers > 1 ? `, ${count(config.workers, "worker")}` : "";
+  const lines = [`${file}: OK, ${count(config.listeners.length, "listener")}${workers}`];
   for (const l of config.listeners) lines.push(...listenerLines(l));
   return lines.join("\n");
 }
@@ -28,7 +29,7 @@ function listenerLines(l: ListenerConfig): string[] {
     lines.push(`    schedule (${l.schedule.timezone ?? "host time zone"}): ${windows.join("; ")}`);
   }
   const limits = [
-    l.maxConnections !== undefined && `${l.maxConnections} bridges`,
+    l.maxConnections !== undefined && count(l.maxConnections, "bridge"),
     l.maxConnectionsPerClient !== undefined && `${l.maxConnectionsPerClient} per client`,
   ].filter(Boolean);
   if (limits.length > 0) lines.push(`    limits: ${limits.join(", ")}`);

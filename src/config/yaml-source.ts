@@ -197,6 +197,13 @@ function locate(root: unknown, path: KeyPath, atKey: boolean): Node | undefined 
   return node;
 }
 
+/** Orders "file:line:col" places as they come in the file. */
+export function byPlace(a: string, b: string): number {
+  const [la = 0, ca = 0] = a.split(":").slice(-2).map(Number);
+  const [lb = 0, cb = 0] = b.split(":").slice(-2).map(Number);
+  return la - lb || ca - cb;
+}
+
 export function formatPath(path: KeyPath): string {
   let out = "";
   for (const segment of path) {

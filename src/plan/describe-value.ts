@@ -12,7 +12,13 @@ export function describeValue(key: string, value: unknown): string | string[] {
       );
     case "allow":
     case "deny":
-      return (value as { source: string }[]).map((r) => r.source);
+      // An acl's name alone would hide a change of what it holds: show its ranges too.
+      return (value as { source: string; cidrs: { text: string }[] }[]).map((r) => {
+        const ranges = r.cidrs.map((c) => c.text);
+        return ranges.length === 1 && (ranges[0] === r.source || ranges[0]?.startsWith(`${r.source}/`))
+          ? r.source
+          : `${r.source} [${ranges.join(" ")}]`;
+      });
     case "schedule": {
       const s = value as { timezone?: string; windows: { days?: string[]; from: string; to: string }[] };
       const windows = s.windows.map((w) => `${w.days?.join(",") ?? "every day"} ${w.from}-${w.to}`);
@@ -23,8 +29,13 @@ export function describeValue(key: string, value: unknown): string | string[] {
       return `interval ${formatDuration(h.intervalMs)}, timeout ${formatDuration(h.timeoutMs)}, fall ${h.fall}, rise ${h.rise}`;
     }
     case "admin": {
-      const a = value as { listenKey: string; allow: { source: string }[] };
-      return a.allow.length > 0 ? `${a.listenKey} (allow ${a.allow.map((r) => r.source).join(", ")})` : a.listenKey;
+      // A Unix socket's mode is who may use it: a change of mode alone must show.
+      const a = value as { listenKey: string; allow: { source: string }[]; mode: number };
+      const about = [
+        a.listenKey.startsWith("unix:") ? `mode ${a.mode.toString(8).padStart(4, "0")}` : "",
+        a.allow.length > 0 ? `allow ${a.allow.map((r) => r.source).join(", ")}` : "",
+      ].filter(Boolean);
+      return about.length > 0 ? `${a.listenKey} (${about.join("; ")})` : a.listenKey;
     }
   }
   return typeof value === "object" ? JSON.stringify(value) : String(value);

@@ -9,9 +9,13 @@ export function summarisePlan(plan: Plan, closed = 0): string {
     count(l.removed.length, "removed"),
     count(l.moved.length, "moved"),
     count(l.changed.length, "changed"),
+  ].filter(Boolean);
+  // Top-level settings are not listeners: "logLevel changed", not "listeners: logLevel changed".
+  const changed = [
+    parts.length > 0 ? `listeners: ${parts.join(", ")}` : "",
     plan.settings.length > 0 ? `${plan.settings.map((s) => s.setting).join(", ")} changed` : "",
   ].filter(Boolean);
-  const listeners = parts.length > 0 ? `listeners: ${parts.join(", ")}` : "no listener changed";
+  const listeners = changed.length > 0 ? changed.join("; ") : "no listener changed";
   const refused = plan.refused.length;
   const bridges =
     refused === 0

@@ -1,8 +1,10 @@
 // Allow/deny lists compiled once per config load into per-prefix-length hash maps: a
 // lookup costs one map probe per distinct prefix length in the list (a handful in
-// practice, at most 33 for IPv4), however many thousand entries the list holds.
+// practice, at most 33 for IPv4), however many thousand entries the list holds. The
+// tables are probed longest prefix first, so the first hit is the most specific entry
+// and ends the lookup.
 import ipaddr from "ipaddr.js";
-import type { Cidr } from "../config/address.ts";
+import { ipv4Range } from "../config/address.ts";
 import type { Rule } from "../config/runtime.ts";
 
 /** A client address, reduced to what matching needs. */
@@ -10,18 +12,18 @@ export type ClientAddress =
   | { readonly family: 4; readonly text: string; readonly v4: number }
   | { readonly family: 6; readonly text: string; readonly v6: readonly number[] };
 
+export type RuleList = "allow" | "deny";
+export const RULE_LISTS: readonly RuleList[] = ["allow", "deny"];
+
+/** One range of one entry; built once per config load, so a lookup allocates nothing. */
 export interface Match {
+  readonly list: RuleList;
   /** The entry as written: an acl name or a CIDR. */
   readonly rule: string;
+  /** The entry's position in its list: hit counters are an array indexed by it. */
+  readonly index: number;
   /** The range inside it that matched. */
   readonly cidr: string;
-}
-
-interface Entry {
-  readonly rule: string;
-  readonly cidr: string;
-  /** Position in the list: the first entry that matches is the one reported. */
-  readonly order: number;
 }
 
 export interface AddressMatcher {
@@ -62,63 +64,54 @@ function dottedToNumber(text: string): number | undefined {
   return value;
 }
 
-export function compileRules(rules: readonly Rule[]): AddressMatcher {
-  // Per family: prefix length → masked network → first entry with that network.
-  const v4 = new Map<number, Map<number, Entry>>();
-  const v6 = new Map<number, Map<string, Entry>>();
-  let order = 0;
+/**
+ * The most specific entry wins: the longest prefix that holds the client, an acl counting
+ * as the range inside it that matched. Between entries of the same range, the first
+ * written wins.
+ */
+export function compileRules(rules: readonly Rule[], list: RuleList): AddressMatcher {
+  // Per family: prefix length → masked network → the first entry with that network.
+  const v4 = new Map<number, Map<number, Match>>();
+  const v6 = new Map<number, Map<string, Match>>();
   let size = 0;
-  for (const rule of rules) {
+  rules.forEach((rule, index) => {
     for (const cidr of rule.cidrs) {
-      const entry = { rule: rule.source, cidr: cidr.text, order: order++ };
+      const entry: Match = Object.freeze({ list, rule: rule.source, index, cidr: cidr.text });
       size++;
-      const asV4 = ipv4View(cidr);
+      const asV4 = ipv4Range(cidr);
       if (asV4) {
-        const table = v4.get(asV4.prefix) ?? new Map<number, Entry>();
+        const table = v4.get(asV4.prefix) ?? new Map<number, Match>();
         v4.set(asV4.prefix, table);
         const key = maskV4(asV4.address, asV4.prefix);
         if (!table.has(key)) table.set(key, entry);
       } else {
-        const table = v6.get(cidr.prefix) ?? new Map<string, Entry>();
+        const table = v6.get(cidr.prefix) ?? new Map<string, Match>();
         v6.set(cidr.prefix, table);
         const key = maskV6((cidr.address as ipaddr.IPv6).parts, cidr.prefix);
         if (!table.has(key)) table.set(key, entry);
       }
     }
-  }
-  const v4Tables = [...v4.entries()];
-  const v6Tables = [...v6.entries()];
+  });
+  const longestFirst = <K>(tables: Map<number, Map<K, Match>>) => [...tables.entries()].sort(([a], [b]) => b - a);
+  const v4Tables = longestFirst(v4);
+  const v6Tables = longestFirst(v6);
   return {
     size,
     match(client) {
-      let best: Entry | undefined;
       if (client.family === 4) {
         for (const [prefix, table] of v4Tables) {
           const found = table.get(maskV4(client.v4, prefix));
-          if (found && (!best || found.order < best.order)) best = found;
+          if (found) return found;
         }
       } else {
         for (const [prefix, table] of v6Tables) {
           const found = table.get(maskV6(client.v6, prefix));
-          if (found && (!best || found.order < best.order)) best = found;
+          if (found) return found;
         }
       }
-      return best && { rule: best.rule, cidr: best.cidr };
+      return undefined;
     },
   };
-}
-
-/**
- * The IPv4 range an entry stands for: an IPv4 CIDR, or one written in the IPv4-mapped
- * form ("::ffff:10.1.2.3", as a dual-stack socket, and our own bridge log, print IPv4
- * clients). Clients are matched as IPv4 once unmapped, so a mapped entry kept as IPv6
- * could never match anyone: a deny rule copied from a log line would silently do nothing.
- */
-function ipv4View(cidr: Cidr): { address: number; prefix: number } | undefined {
-  if (cidr.family === 4) return { address: dottedToNumber(cidr.address.toString()) as number, prefix: cidr.prefix };
-  const address = cidr.address as ipaddr.IPv6;
-  if (cidr.prefix < 96 || !address.isIPv4MappedAddress()) return undefined;
-  return { address: dottedToNumber(address.toIPv4Address().toString()) as number, prefix: cidr.prefix - 96 };
 }
 
 function maskV4(address: number, prefix: number): number {

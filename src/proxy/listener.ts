@@ -6,12 +6,22 @@ import type { ListenerConfig } from "../config/runtime.ts";
 import type { Logger } from "../log.ts";
 import type { OpenBridge } from "../plan/plan.ts";
 import { type ClientAddress, parseClientAddress } from "../policy/address-match.ts";
-import { compilePolicy, type Policy, REFUSAL_REASONS, type RefusalReason } from "../policy/admission.ts";
+import {
+  compilePolicy,
+  type Decision,
+  limitRefusal,
+  type Policy,
+  REFUSAL_REASONS,
+  type RefusalReason,
+  UNCOUNTED,
+} from "../policy/admission.ts";
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
 import { createInspector } from "./inspect.ts";
 import { reachTarget } from "./reach-target.ts";
 import { RefusalLog } from "./refusal-log.ts";
 import { Router } from "./router.ts";
+import { RuleHits, type RuleHitsSnapshot } from "./rule-hits.ts";
+import { LocalSlots, type Slots, type Taken } from "./slots.ts";
 import { type Arrival, directArrival, readProxyHeader } from "./stages/proxy-header.ts";
 
 /** Running totals per listener; at any quiet moment accepted = refused + closed + open. */
@@ -39,20 +49,22 @@ export function addCounters(...all: ListenerCounters[]): ListenerCounters {
   };
 }
 
+/** A balancer's own connection (PROXY v2 LOCAL): past deny, allow and schedule, to the limits. */
+const TRUSTED: Decision = { admit: true, entry: undefined };
+
 /** Bridges younger than this get no keep-alive: they are likely to end on their own soon. */
 const KEEP_ALIVE_AFTER_MS = 1_000;
 
 export class Listener {
   readonly bridges = new Set<Bridge>();
   readonly counters: ListenerCounters = addCounters();
-  /** Open bridges per client address, for maxConnectionsPerClient. */
-  private readonly perClient = new Map<string, number>();
   private readonly refusals: RefusalLog;
   /** Connections from a trusted balancer whose PROXY header has not arrived yet. */
   private readonly awaitingHeader = new Set<Socket>();
   private server: Server | undefined;
   private readonly router: Router;
   private policy: Policy;
+  private hits: RuleHits;
   private whenDrained: (() => void)[] = [];
   /** Open bridges accepted since the last keep-alive sweep. */
   private young = new Set<Bridge>();
@@ -63,9 +75,14 @@ export class Listener {
     private readonly log: Logger,
     /** Told of every bridge end, after its slots are released (metrics). */
     private readonly onBridgeEnd?: (end: BridgeEnd) => void,
+    /** Open bridges, for maxConnections and maxConnectionsPerClient; shared by workers. */
+    private readonly slots: Slots = new LocalSlots(),
+    /** SO_REUSEPORT: several workers listen on the same address. */
+    private readonly reusePort = false,
   ) {
     this.router = new Router(current, log);
     this.policy = compilePolicy(current);
+    this.hits = RuleHits.of(current);
     this.refusals = new RefusalLog(log, current.name);
   }
 
@@ -94,7 +111,9 @@ export class Listener {
     );
     return new Promise((resolve, reject) => {
       server.once("error", reject);
-      server.listen({ host: address.host === "" ? undefined : address.host, port: address.port }, () => {
+      const host = address.host === "" ? undefined : address.host;
+      // reusePort is in Node's ListenOptions from 22.12 on; the config check refuses workers on older ones.
+      server.listen({ host, port: address.port, ...(this.reusePort && { reusePort: true }) }, () => {
         server.off("error", reject);
         // After bind, errors come from accept (EMFILE, ENFILE): that client is lost, the listener lives.
         server.on("error", (error: NodeJS.ErrnoException) =>
@@ -117,6 +136,7 @@ export class Listener {
   update(config: ListenerConfig): void {
     this.router.update(config);
     this.policy = compilePolicy(config);
+    this.hits = RuleHits.of(config, this.hits);
     this.current = config;
   }
 
@@ -132,6 +152,11 @@ export class Listener {
     for (const socket of this.awaitingHeader) socket.destroy();
     this.awaitingHeader.clear();
     this.router.stop();
+  }
+
+  /** Hits of each allow and deny entry of the current config. */
+  ruleHits(): RuleHitsSnapshot {
+    return this.hits.snapshot();
   }
 
   /** Every pool's targets: the listener's own (route undefined), then each route's. */
@@ -244,9 +269,16 @@ export class Listener {
   /** Asks the policy once, before any target is contacted; a refused client is closed at once. */
   private admit(socket: Socket, arrival: Arrival): void {
     const client = arrival.client;
-    const fromClient = this.perClient.get(client.text) ?? 0;
     const now = Date.now();
-    const decision = this.policy.decide(client, now, { total: this.bridges.size, fromClient }, arrival.trusted);
+    // A balancer's own connection (v2 LOCAL) is trusted: no deny, allow or schedule; the limits hold.
+    // Limits are counted by the slots, which check and take in one step (exact across workers).
+    let decision = arrival.trusted ? TRUSTED : this.policy.decide(client, now, UNCOUNTED);
+    // An allow entry counts the clients it let past the allow step, whatever limits decide.
+    if (decision.entry) this.hits.record(decision.entry, now);
+    const taken = decision.admit ? this.slots.take(client, this.current) : undefined;
+    if (taken !== undefined && taken !== "listener" && taken !== "listener+client") {
+      decision = limitRefusal(taken, this.current);
+    }
     if (!decision.admit) {
       socket.destroy();
       this.counters.refused[decision.reason]++;
@@ -257,12 +289,13 @@ export class Listener {
           clientPort: arrival.port,
           reason: decision.reason,
           rule: decision.detail,
+          ...(decision.reason === "deny" &&
+            decision.entry && { entry: decision.entry.rule, cidr: decision.entry.cidr }),
         },
         now,
       );
       return;
     }
-    this.perClient.set(client.text, fromClient + 1);
     const inspector = this.current.inspect
       ? createInspector(this.log, this.current.name, client.text, arrival.port)
       : undefined;
@@ -270,7 +303,7 @@ export class Listener {
       socket,
       { address: client.text, port: arrival.port, headerBytes: arrival.headerBytes },
       this.current,
-      (end, done) => this.ended(end, done, client.text),
+      (end, done) => this.ended(end, done, client, taken as Taken),
       inspector,
     );
     this.bridges.add(bridge);
@@ -296,13 +329,11 @@ export class Listener {
   }
 
   /** Runs exactly once per bridge, however it ended: the one place its slots are released. */
-  private ended(end: BridgeEnd, bridge: Bridge, clientKey: string): void {
+  private ended(end: BridgeEnd, bridge: Bridge, client: ClientAddress, taken: Taken): void {
     this.bridges.delete(bridge);
     // A bridge that ended holds nothing and must not be held: no keep-alive, no reference.
     this.young.delete(bridge);
-    const left = (this.perClient.get(clientKey) ?? 1) - 1;
-    if (left > 0) this.perClient.set(clientKey, left);
-    else this.perClient.delete(clientKey);
+    this.slots.release(client, taken);
     if (end.reason === "route") this.refusedRoute(end);
     else this.closed(end);
     if (this.bridges.size === 0) for (const resolve of this.whenDrained.splice(0)) resolve();

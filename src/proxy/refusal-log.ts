@@ -8,6 +8,9 @@ export interface RefusalFields {
   readonly clientPort: number;
   readonly reason: string;
   readonly rule: string;
+  /** For a deny: the entry as written (the hit counter's label) and the range inside it that matched. */
+  readonly entry?: string;
+  readonly cidr?: string;
 }
 
 export class RefusalLog {

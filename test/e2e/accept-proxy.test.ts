@@ -7,16 +7,9 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { describe, test } from "node:test";
 import { proxyHeaderV1, proxyHeaderV2 } from "../../src/proxy/proxy-protocol.ts";
-import { endOf, freePort } from "../support/net.ts";
-import {
-  appConfig,
-  cleanup,
-  startTargetGate,
-  type TaggedTarget,
-  type TargetGate,
-  targets,
-  within,
-} from "../support/targets.ts";
+import { type Gate, startGate } from "../support/cli.ts";
+import { endOf, eventually, freePort } from "../support/net.ts";
+import { appConfig, cleanup, type TaggedTarget, targets } from "../support/targets.ts";
 
 const BOUNDED = { timeout: 20_000 };
 const BALANCER = "127.0.0.2";
@@ -71,7 +64,7 @@ async function gateFor(
   more: readonly string[] = [],
   timeout = "3s",
   adminPort?: number,
-): Promise<{ gate: TargetGate; port: number }> {
+): Promise<{ gate: Gate; port: number }> {
   const port = await freePort();
   const yaml = appConfig({
     listen: `127.0.0.1:${port}`,
@@ -79,19 +72,19 @@ async function gateFor(
     more: ["    acceptProxy:", `      from: [${BALANCER}]`, `      timeout: ${timeout}`, ...more],
     adminPort,
   });
-  return { gate: c.add(await startTargetGate(yaml, { adminPort })), port };
+  return { gate: c.add(await startGate(yaml)), port };
 }
 
 /** What the target received on its connection number i, once `length` bytes are in. */
 async function receivedBy(target: TaggedTarget, i: number, length: number): Promise<Buffer> {
   const all = () => Buffer.concat(target.received[i] ?? []);
-  assert.ok(await within(3000, () => all().length >= length), `the target got ${all().length} of ${length} bytes`);
+  await eventually(() => all().length >= length, 3000, `${length} bytes at the target`);
   return all();
 }
 
 /** The refusal line naming `client`, logged from index `from` on. */
-function refusalOf(gate: TargetGate, client: string, from: number) {
-  return gate.tcpgate.waitForLog((l) => l.client === client && l.reason !== undefined && gate.logs.indexOf(l) >= from);
+function refusalOf(gate: Gate, client: string, from: number) {
+  return gate.waitForLog((l) => l.client === client && l.reason !== undefined && gate.logs.indexOf(l) >= from);
 }
 
 describe("a trusted balancer's PROXY header", () => {

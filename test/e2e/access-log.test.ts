@@ -6,10 +6,9 @@
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { dialFrom, echoes, type Gate, startGate } from "../support/admission.ts";
-import { type LogLine, type Running, startTcpgate, tempConfig } from "../support/cli.ts";
-import { delay, eventually, readAll, startServer, type TestServer } from "../support/net.ts";
-import { freePorts } from "../support/reload.ts";
+import { echoes } from "../support/admission.ts";
+import { type Gate, type LogLine, startGate } from "../support/cli.ts";
+import { eventually, freePorts, readAll, startServer, type TestServer } from "../support/net.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
 const BOUNDED = { timeout: 20_000 };
@@ -95,6 +94,17 @@ describe("access log", () => {
     await echo?.close();
   });
 
+  /**
+   * A later bridge's line, logged: a line that an earlier bridge should not have had
+   * (a second one, or a bridge line for a refused client) would have come before it.
+   */
+  async function barrier(): Promise<void> {
+    const later = await gate.dial(echoPort, "127.0.0.2");
+    await echoes(later, "a later bridge");
+    later.end();
+    await gate.bridgeEnd(later);
+  }
+
   test("one line per bridge with the bytes of a known transfer: 100,000 up, 250,000 down", BOUNDED, async () => {
     const started = performance.now();
     const client = await gate.dial(bulkPort, "127.0.0.2");
@@ -119,7 +129,7 @@ describe("access log", () => {
     assert.ok((line.durationMs as number) <= elapsed + 50, `durationMs ${line.durationMs} > ${elapsed} measured`);
     assert.equal(typeof line.time, "string");
     assert.deepEqual(Object.keys(line).sort(), ACCESS_FIELDS, "the documented fields, no more");
-    await delay(100);
+    await barrier();
     assert.equal(gate.logs.filter((l) => isBridgeLine(l) && l.clientPort === clientPort).length, 1);
   });
 
@@ -132,12 +142,7 @@ describe("access log", () => {
     assert.equal(line.client, "127.0.0.3");
     assert.equal(line.clientPort, refused.port);
     assert.equal(line.reason, "deny");
-    // A later bridge's line is the barrier: had the refused client's bridge line been
-    // logged, it would come before this one.
-    const later = await gate.dial(echoPort, "127.0.0.2");
-    await echoes(later, "after the refusal");
-    later.end();
-    await gate.bridgeEnd(later);
+    await barrier();
     const mine = gate.logs.slice(refused.from).filter((l) => l.clientPort === refused.port);
     assert.equal(mine.length, 1, "one line for the refused connection");
     assert.equal(mine[0], line);
@@ -184,7 +189,7 @@ describe("access log", () => {
     assert.equal(ports.size, 50);
     const lines = () => gate.logs.slice(from).filter((l) => isBridgeLine(l) && ports.has(l.clientPort as number));
     await eventually(() => lines().length >= 50, 10_000, "50 access-log lines");
-    await delay(200); // a duplicate would come late
+    await barrier();
     const logged = lines();
     assert.equal(logged.length, 50);
     for (const c of clients) {
@@ -216,12 +221,10 @@ describe("inspect", () => {
     await target?.close();
   });
 
-  /** A tcpgate with two listeners, one inspected; stop() ends it and removes its file. */
-  async function start(
-    level: string,
-  ): Promise<{ tcpgate: Running; peek: number; plain: number; stop(): Promise<void> }> {
+  /** A tcpgate with two listeners, peek (inspected) and plain, logging at level. */
+  async function start(level: string): Promise<Gate> {
     const [peek = 0, plain = 0] = await freePorts(2);
-    const config = tempConfig(
+    return startGate(
       [
         "version: 1",
         "shutdownTimeout: 1s",
@@ -235,22 +238,8 @@ describe("inspect", () => {
         `    targets: ["${target.address}"]`,
         "",
       ].join("\n"),
+      { logLevel: level },
     );
-    const tcpgate = startTcpgate(["--config", config.path, "--no-watch", "--log-level", level]);
-    const stop = async () => {
-      try {
-        await tcpgate.stop("SIGTERM", 5000);
-      } finally {
-        config.remove();
-      }
-    };
-    try {
-      await tcpgate.waitForLog((l) => l.msg === "tcpgate started", 10_000);
-    } catch (error) {
-      await stop();
-      throw error;
-    }
-    return { tcpgate, peek, plain, stop };
   }
 
   /** Writes data and resolves with the first `length` bytes that come back, as text. */
@@ -271,8 +260,8 @@ describe("inspect", () => {
     });
   }
 
-  const previews = (tcpgate: Running, listener: string, clientPort?: number) =>
-    tcpgate.logs.filter(
+  const previews = (gate: Gate, listener: string, clientPort?: number) =>
+    gate.logs.filter(
       (l) => l.msg === "data" && l.listener === listener && (clientPort === undefined || l.clientPort === clientPort),
     );
 
@@ -281,13 +270,11 @@ describe("inspect", () => {
     BOUNDED,
     async () => {
       const gate = await start("trace");
-      const sockets: Socket[] = [];
       try {
-        const client = await dialFrom(gate.peek, "127.0.0.2");
-        sockets.push(client);
+        const client = await gate.dial(gate.port("peek"), "127.0.0.2");
         assert.equal(await ask(client, "hello", 5), "world");
-        await gate.tcpgate.waitForLog(() => previews(gate.tcpgate, "peek").length >= 2);
-        const [up, down] = previews(gate.tcpgate, "peek");
+        await gate.waitForLog(() => previews(gate, "peek").length >= 2);
+        const [up, down] = previews(gate, "peek");
         assert.deepEqual(
           { ...up, time: undefined, pid: undefined },
           {
@@ -316,8 +303,8 @@ describe("inspect", () => {
         // 200 bytes, 0x00..0xc7: the preview is the first 64, the length the whole chunk's.
         const chunk = Buffer.from(Array.from({ length: 200 }, (_, i) => i));
         assert.equal(await ask(client, chunk, "got 200".length), "got 200");
-        await gate.tcpgate.waitForLog(() => previews(gate.tcpgate, "peek").length >= 4);
-        const big = previews(gate.tcpgate, "peek")[2];
+        await gate.waitForLog(() => previews(gate, "peek").length >= 4);
+        const big = previews(gate, "peek")[2];
         assert.equal(big?.direction, "up");
         assert.equal(big?.length, 200);
         assert.equal(big?.hex, chunk.subarray(0, 64).toString("hex"));
@@ -328,38 +315,35 @@ describe("inspect", () => {
         assert.equal(big?.ascii, ascii);
         assert.equal(String(big?.ascii).length, 64);
         assert.equal(big?.truncated, true);
-        const reply = previews(gate.tcpgate, "peek")[3];
+        const reply = previews(gate, "peek")[3];
         assert.equal(reply?.direction, "down");
         assert.equal(reply?.ascii, "got 200");
 
         // The same exchange through the listener without inspect: no preview at all.
-        const plain = await dialFrom(gate.plain, "127.0.0.2");
-        sockets.push(plain);
+        const plain = await gate.dial(gate.port("plain"), "127.0.0.2");
         const plainPort = plain.localPort;
         assert.equal(await ask(plain, "hello", 5), "world");
         plain.end();
-        await gate.tcpgate.waitForLog((l) => l.msg === "bridge closed" && l.clientPort === plainPort);
-        assert.equal(previews(gate.tcpgate, "plain").length, 0);
-        assert.equal(gate.tcpgate.logs.filter((l) => l.msg === "data").length, 4, "only the inspected bridge's chunks");
+        await gate.waitForLog((l) => l.msg === "bridge closed" && l.clientPort === plainPort);
+        assert.equal(previews(gate, "plain").length, 0);
+        assert.equal(gate.logs.filter((l) => l.msg === "data").length, 4, "only the inspected bridge's chunks");
       } finally {
-        for (const s of sockets) s.destroy();
-        await gate.stop();
+        await gate.close();
       }
     },
   );
 
   test("inspect: true below trace level logs no preview", BOUNDED, async () => {
     const gate = await start("debug");
-    const client = await dialFrom(gate.peek, "127.0.0.2");
+    const client = await gate.dial(gate.port("peek"), "127.0.0.2");
     const clientPort = client.localPort;
     try {
       assert.equal(await ask(client, "hello", 5), "world");
       client.end();
-      await gate.tcpgate.waitForLog((l) => l.msg === "bridge closed" && l.clientPort === clientPort);
-      assert.equal(gate.tcpgate.logs.filter((l) => l.msg === "data" || l.level === 10).length, 0);
+      await gate.waitForLog((l) => l.msg === "bridge closed" && l.clientPort === clientPort);
+      assert.equal(gate.logs.filter((l) => l.msg === "data" || l.level === 10).length, 0);
     } finally {
-      client.destroy();
-      await gate.stop();
+      await gate.close();
     }
   });
 });

@@ -8,16 +8,14 @@ import { after, before, describe, test } from "node:test";
 import {
   type CountingServer,
   echoes,
-  type Gate,
   hasIPv6Loopback,
   keepBusy,
-  type Refused,
   startCountingEcho,
-  startGate,
   wildcardIsDualStack,
 } from "../support/admission.ts";
-import { runTcpgate, tempConfig } from "../support/cli.ts";
-import { delay, freePort } from "../support/net.ts";
+import { type Gate, runTcpgate, startGate, tempConfig } from "../support/cli.ts";
+import { endOf, freePort, type Refused } from "../support/net.ts";
+import { windowFromNow } from "../support/schedule.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
 const BOUNDED = { timeout: 20_000 };
@@ -92,8 +90,7 @@ describe("allow and deny", () => {
         // The admitted bridge is unaffected by the refusals around it.
         await echoes(client, "still open");
         await closeBridge(gate, client);
-        await delay(100);
-        assert.equal(target.accepted(), 1, "the target saw the admitted client only");
+        assert.equal(await target.acceptedSoFar(), 1, "the target saw the admitted client only");
         assert.equal(gate.refusals().length, 2);
         assert.equal(await gate.close(), 0);
       } finally {
@@ -174,8 +171,7 @@ listeners:
         reason: "deny",
         rule: "::ffff:127.0.0.8/125 (::ffff:7f00:8/125)",
       });
-      await delay(100);
-      assert.equal(target.accepted(), 3, "three admitted bridges, not one connection more");
+      assert.equal(await target.acceptedSoFar(), 3, "three admitted bridges, not one connection more");
     } finally {
       await gate.close();
       await target.close();
@@ -201,13 +197,13 @@ listeners:
       }
       // All 100 fell into one 10 s window (the test would be meaningless otherwise).
       assert.ok(Date.now() - started < 9000, "the flood took too long");
-      await gate.tcpgate.waitForLog(() => gate.refusals("flood").length >= 20);
-      await delay(200);
-      assert.equal(gate.refusals("flood").length, 20, "individual lines stop at the budget");
+      await gate.waitForLog(() => gate.refusals("flood").length >= 20);
       const summary = (l: { msg?: string }) => /more refused in the last/.test(l.msg ?? "");
       assert.equal(gate.logs.filter(summary).length, 0, "the summary waits for the window's end");
       // Stopping flushes the window: the summary line comes out before the process exits.
       assert.equal(await gate.close(), 0);
+      // Every line it wrote is in: none came late.
+      assert.equal(gate.refusals("flood").length, 20, "individual lines stop at the budget");
       const summaries = gate.logs.filter(summary);
       assert.equal(summaries.length, 1);
       assert.equal(summaries[0]?.msg, "80 more refused in the last 10 s");
@@ -266,8 +262,7 @@ describe("address families", () => {
         reason: "allow",
         rule: "no allow entry matches",
       });
-      await delay(100);
-      assert.equal(target.accepted(), 1);
+      assert.equal(await target.acceptedSoFar(), 1);
     } finally {
       await gate.close();
       await target.close();
@@ -325,32 +320,13 @@ describe("address families", () => {
       const inside = await gate.dial(port, "127.0.0.4");
       await echoes(inside, "127.0.0.4 is in 127.0.0.0/29");
       await closeBridge(gate, inside);
-      await delay(100);
-      assert.equal(target.accepted(), 2);
+      assert.equal(await target.acceptedSoFar(), 2);
     } finally {
       await gate.close();
       await target.close();
     }
   });
 });
-
-const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] as const;
-
-const hhmm = (minute: number) =>
-  `${String(Math.floor(minute / 60)).padStart(2, "0")}:${String(minute % 60).padStart(2, "0")}`;
-
-/**
- * A window lengthMin long, starting startMin from now on the wall clock of a zone that is
- * always zoneOffsetMin from UTC. It is listed under the day it starts on; when it runs
- * past midnight it is written as a window that crosses midnight, which belongs to that day.
- */
-function windowFromNow(nowMs: number, zoneOffsetMin: number, startMin: number, lengthMin: number): string {
-  const start = new Date(nowMs + (zoneOffsetMin + startMin) * 60_000);
-  const from = start.getUTCHours() * 60 + start.getUTCMinutes();
-  const end = from + lengthMin;
-  const to = end === 1440 ? "24:00" : hhmm(end % 1440);
-  return `        - days: [${DAY_NAMES[start.getUTCDay()]}]\n          from: "${hhmm(from)}"\n          to: "${to}"`;
-}
 
 test(
   "schedule: a window around now admits, one three hours away refuses, in the schedule's own zone",
@@ -399,8 +375,7 @@ ${window}
           rule: "outside every window",
         });
       }
-      await delay(100);
-      assert.equal(target.accepted(), 2);
+      assert.equal(await target.acceptedSoFar(), 2);
     } finally {
       await gate.close();
       await target.close();
@@ -468,9 +443,8 @@ describe("limits", () => {
         const again = await gate.dial(perClient, "127.0.0.2");
         open.push(again);
         await echoes(again, "127.0.0.2 again");
-        await delay(100);
         // a, b, c on capped; first, other, again on per-client: six, and no refused one.
-        assert.equal(target.accepted(), 6);
+        assert.equal(await target.acceptedSoFar(), 6);
       } finally {
         for (const s of open) s.destroy();
         await gate.close();
@@ -574,8 +548,8 @@ ${extra}`;
         await echoes(socket, "about to be reset");
         // The counting echo resets a connection on "RST".
         socket.write("RST");
-        // The reset is passed on to us: wait for the close (events.once would reject on the error).
-        await Promise.race([new Promise((resolve) => socket.once("close", resolve)), delay(3000)]);
+        // The reset is passed on to us: wait for it (events.once would reject on the error).
+        await endOf(socket, 3000);
       });
     });
 
@@ -643,8 +617,7 @@ describe("reload", () => {
         const staying = await gate.dial(port, "127.0.0.2");
         open.push(staying);
         await echoes(staying, "127.0.0.2 is still allowed");
-        await delay(100);
-        assert.equal(target.accepted(), 2);
+        assert.equal(await target.acceptedSoFar(), 2);
         assert.equal(gate.logs.filter((l) => typeof l.end === "string").length, 0, "no bridge ended during the reload");
       } finally {
         for (const s of open) s.destroy();

@@ -1,10 +1,12 @@
 // Backpressure end to end: a reader that never reads must slow the writer down instead of
 // filling the proxy's memory. Measured on the real CLI's resident set (Linux /proc).
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { delay, readAll, startServer, type TestServer } from "../support/net.ts";
-import { type RunningProxy, rssBytes, startProxy } from "../support/proxy.ts";
+import { type Gate, startGate } from "../support/cli.ts";
+import { freePort, readAll, startServer, type TestServer } from "../support/net.ts";
+import { configText } from "../support/reload.ts";
 import { flood } from "../support/streams.ts";
 
 const MiB = 1024 * 1024;
@@ -18,9 +20,17 @@ const FLOOD_MS = 3000;
 const MAX_IN_FLIGHT = 64 * MiB;
 const MAX_RSS_GROWTH = 64 * MiB;
 
+/** Resident memory of a process in bytes, from /proc/<pid>/status (Linux). */
+function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
 describe("bridge memory", () => {
   let sink: TestServer;
-  let proxy: RunningProxy;
+  let proxy: Gate;
   const waiting: ((socket: Socket) => void)[] = [];
   const nextTarget = (): Promise<Socket> => new Promise((resolve) => waiting.push(resolve));
 
@@ -31,11 +41,14 @@ describe("bridge memory", () => {
       if (take) take(socket);
       else socket.destroy();
     });
-    proxy = await startProxy([{ name: "mem", targets: [sink.address] }]);
+    const port = await freePort();
+    proxy = await startGate(
+      configText([{ name: "mem", listen: `127.0.0.1:${port}`, targets: [sink.address] }], { shutdownTimeout: "2s" }),
+    );
   });
 
   after(async () => {
-    await proxy?.stop();
+    await proxy?.close();
     await sink?.close();
   });
 
@@ -45,23 +58,24 @@ describe("bridge memory", () => {
     // Warm up (code paths, buffers) so the baseline is a running proxy, not a fresh one.
     {
       const targetSide = nextTarget();
-      const { socket: client } = await proxy.dial("mem");
+      const client = await proxy.dial(proxy.port("mem"));
       const target = await targetSide;
       target.resume();
       target.pipe(target);
       const echoed = readAll(client);
       client.end(Buffer.alloc(4 * MiB));
       assert.equal((await echoed).length, 4 * MiB);
+      // Its bridge has ended and let go of its buffers.
+      await proxy.bridgeEnd(client);
     }
-    await delay(200);
     const baseline = rssBytes(proxy.pid);
 
     // Down: the target floods a client that never reads. Up: a client floods a target that never reads.
     const downTarget = nextTarget();
-    const { socket: downClient, accessLog: downLog } = await proxy.dial("mem");
+    const downClient = await proxy.dial(proxy.port("mem"));
     const downSender = flood(await downTarget, FLOOD_MS);
     const upTarget = nextTarget();
-    const { socket: upClient, accessLog: upLog } = await proxy.dial("mem");
+    const upClient = await proxy.dial(proxy.port("mem"));
     const upReceiver = await upTarget;
     const upSender = flood(upClient, FLOOD_MS);
 
@@ -100,7 +114,7 @@ describe("bridge memory", () => {
     assert.equal(upRead, upWritten);
     downClient.end();
     upReceiver.end();
-    const [downLine, upLine] = await Promise.all([downLog(), upLog()]);
+    const [downLine, upLine] = await Promise.all([proxy.bridgeEnd(downClient), proxy.bridgeEnd(upClient)]);
     assert.equal(downLine.bytesDown, downWritten);
     assert.equal(upLine.bytesUp, upWritten);
   });

@@ -6,8 +6,9 @@ import { once } from "node:events";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { type BlackHole, startBlackHole } from "../support/blackhole.ts";
-import { delay, endOf, freePort, readAll, startEcho, startServer, type TestServer } from "../support/net.ts";
-import { type RunningProxy, startProxy } from "../support/proxy.ts";
+import { type Gate, startGate } from "../support/cli.ts";
+import { delay, endOf, freePort, freePorts, readAll, startEcho, startServer, type TestServer } from "../support/net.ts";
+import { configText } from "../support/reload.ts";
 
 /** Every test is bounded on its own: a hang fails that test, not the run. */
 const BOUNDED = { timeout: 15_000 };
@@ -21,7 +22,7 @@ describe("bridge timeouts", () => {
   let echo: TestServer;
   let custom: TestServer;
   let blackHole: BlackHole;
-  let proxy: RunningProxy;
+  let proxy: Gate;
   let dead: number;
   const waiting: ((socket: Socket) => void)[] = [];
   const nextTarget = (): Promise<Socket> => new Promise((resolve) => waiting.push(resolve));
@@ -35,17 +36,38 @@ describe("bridge timeouts", () => {
     });
     blackHole = await startBlackHole();
     dead = await freePort();
-    proxy = await startProxy([
-      { name: "blackhole", targets: [blackHole.address, echo.address], settings: { connectTimeout: "1s" } },
-      { name: "bh-alldown", targets: [blackHole.address, `127.0.0.1:${dead}`], settings: { connectTimeout: "1s" } },
-      { name: "idle", targets: [custom.address], settings: { idleTimeout: "500ms" } },
-      { name: "maxdur", targets: [echo.address], settings: { maxDuration: "1s" } },
-      { name: "halfclose", targets: [custom.address], settings: { halfCloseTimeout: "800ms" } },
-    ]);
+    const [p1, p2, p3, p4, p5] = await freePorts(5);
+    proxy = await startGate(
+      configText(
+        [
+          {
+            name: "blackhole",
+            listen: `127.0.0.1:${p1}`,
+            targets: [blackHole.address, echo.address],
+            settings: { connectTimeout: "1s" },
+          },
+          {
+            name: "bh-alldown",
+            listen: `127.0.0.1:${p2}`,
+            targets: [blackHole.address, `127.0.0.1:${dead}`],
+            settings: { connectTimeout: "1s" },
+          },
+          { name: "idle", listen: `127.0.0.1:${p3}`, targets: [custom.address], settings: { idleTimeout: "500ms" } },
+          { name: "maxdur", listen: `127.0.0.1:${p4}`, targets: [echo.address], settings: { maxDuration: "1s" } },
+          {
+            name: "halfclose",
+            listen: `127.0.0.1:${p5}`,
+            targets: [custom.address],
+            settings: { halfCloseTimeout: "800ms" },
+          },
+        ],
+        { shutdownTimeout: "2s" },
+      ),
+    );
   });
 
   after(async () => {
-    await proxy?.stop();
+    await proxy?.close();
     await blackHole?.close();
     await echo?.close();
     await custom?.close();
@@ -53,14 +75,14 @@ describe("bridge timeouts", () => {
 
   test("a black-hole target is given up after connectTimeout and the next one used", BOUNDED, async () => {
     const started = performance.now();
-    const { socket: client, accessLog } = await proxy.dial("blackhole");
+    const client = await proxy.dial(proxy.port("blackhole"));
     const reply = readAll(client);
     client.end("ping");
     assert.equal((await reply).toString(), "ping");
     const elapsed = performance.now() - started;
     assert.ok(elapsed >= 1000 - EARLY_MS, `the black hole answered? reply after ${elapsed} ms`);
     assert.ok(elapsed < 1000 + SLACK_MS, `connectTimeout missed: reply after ${elapsed} ms`);
-    const line = await accessLog();
+    const line = await proxy.bridgeEnd(client);
     assert.equal(line.target, echo.address);
     assert.deepEqual(line.errors, [`${blackHole.address} ETIMEDOUT`]);
     assert.equal(line.end, "client-closed");
@@ -68,11 +90,11 @@ describe("bridge timeouts", () => {
 
   test("when every target is down or silent the client is closed within connectTimeout", BOUNDED, async () => {
     const started = performance.now();
-    const { socket: client, accessLog } = await proxy.dial("bh-alldown");
+    const client = await proxy.dial(proxy.port("bh-alldown"));
     await endOf(client);
     const elapsed = performance.now() - started;
     assert.ok(elapsed < 1000 + SLACK_MS, `client closed after ${elapsed} ms`);
-    const line = await accessLog();
+    const line = await proxy.bridgeEnd(client);
     assert.equal(line.end, "connect-failed");
     assert.equal(line.msg, "no target reachable");
     assert.deepEqual(
@@ -83,7 +105,7 @@ describe("bridge timeouts", () => {
 
   test("idleTimeout closes a silent bridge", BOUNDED, async () => {
     const targetSide = nextTarget();
-    const { socket: client, accessLog } = await proxy.dial("idle");
+    const client = await proxy.dial(proxy.port("idle"));
     const target = await targetSide;
     target.pipe(target);
     client.write("hi");
@@ -95,7 +117,7 @@ describe("bridge timeouts", () => {
     assert.notEqual(targetEnd, "reset");
     assert.ok(elapsed >= 500 - EARLY_MS, `closed after ${elapsed} ms of silence`);
     assert.ok(elapsed < 500 + SLACK_MS, `closed only after ${elapsed} ms of silence`);
-    const line = await accessLog();
+    const line = await proxy.bridgeEnd(client);
     assert.equal(line.end, "idle-timeout");
   });
 
@@ -103,13 +125,13 @@ describe("bridge timeouts", () => {
     const closed: string[] = [];
     const open = async (name: string) => {
       const targetSide = nextTarget();
-      const { socket: client, accessLog } = await proxy.dial("idle");
+      const client = await proxy.dial(proxy.port("idle"));
       const target = await targetSide;
       client.on("data", () => {});
       target.on("data", () => {});
       client.once("close", () => closed.push(`${name} client`));
       target.once("close", () => closed.push(`${name} target`));
-      return { client, target, accessLog };
+      return { client, target };
     };
     // Both ways, only client → target, only target → client: 100 ms apart, idleTimeout is 500 ms.
     const both = await open("both");
@@ -122,6 +144,7 @@ describe("bridge timeouts", () => {
       down.target.write("d");
     }, 100);
     try {
+      // The wait is the test: traffic for three idle timeouts' worth, and no bridge closed.
       await delay(1600);
       assert.deepEqual(closed, [], "an active bridge was closed");
     } finally {
@@ -132,7 +155,7 @@ describe("bridge timeouts", () => {
       bridge.target.end();
     }
     for (const bridge of [both, up, down]) {
-      const line = await bridge.accessLog();
+      const line = await proxy.bridgeEnd(bridge.client);
       assert.notEqual(line.end, "idle-timeout");
       assert.ok((line.durationMs as number) >= 1500, `bridge ended after ${line.durationMs} ms`);
     }
@@ -140,7 +163,7 @@ describe("bridge timeouts", () => {
 
   test("maxDuration closes a bridge however busy it is", BOUNDED, async () => {
     const started = performance.now();
-    const { socket: client, accessLog } = await proxy.dial("maxdur");
+    const client = await proxy.dial(proxy.port("maxdur"));
     let echoed = 0;
     client.on("data", (chunk: Buffer) => {
       echoed += chunk.length;
@@ -155,14 +178,14 @@ describe("bridge timeouts", () => {
     assert.ok(echoed > 0, "nothing came back through the bridge");
     assert.ok(elapsed >= 1000 - EARLY_MS, `closed after ${elapsed} ms`);
     assert.ok(elapsed < 1000 + SLACK_MS, `closed only after ${elapsed} ms`);
-    const line = await accessLog();
+    const line = await proxy.bridgeEnd(client);
     assert.equal(line.end, "max-duration");
     assert.ok((line.durationMs as number) >= 1000 - EARLY_MS && (line.durationMs as number) < 1000 + SLACK_MS);
   });
 
   test("halfCloseTimeout closes a bridge whose target never closes its half", BOUNDED, async () => {
     const targetSide = nextTarget();
-    const { socket: client, accessLog } = await proxy.dial("halfclose");
+    const client = await proxy.dial(proxy.port("halfclose"));
     const target = await targetSide;
     const request = readAll(target);
     const clientEnd = endOf(client);
@@ -174,13 +197,13 @@ describe("bridge timeouts", () => {
     const elapsed = performance.now() - halfClosedAt;
     assert.ok(elapsed >= 800 - EARLY_MS - 50, `closed after ${elapsed} ms`);
     assert.ok(elapsed < 800 + SLACK_MS, `closed only after ${elapsed} ms`);
-    const line = await accessLog();
+    const line = await proxy.bridgeEnd(client);
     assert.equal(line.end, "half-close-timeout");
   });
 
   test("halfCloseTimeout closes a bridge whose client never closes its half", BOUNDED, async () => {
     const targetSide = nextTarget();
-    const { socket: client, accessLog } = await proxy.dial("halfclose");
+    const client = await proxy.dial(proxy.port("halfclose"));
     const target = await targetSide;
     const goodbye = readAll(client);
     const targetEnd = endOf(target);
@@ -192,7 +215,7 @@ describe("bridge timeouts", () => {
     const elapsed = performance.now() - halfClosedAt;
     assert.ok(elapsed >= 800 - EARLY_MS - 50, `closed after ${elapsed} ms`);
     assert.ok(elapsed < 800 + SLACK_MS, `closed only after ${elapsed} ms`);
-    const line = await accessLog();
+    const line = await proxy.bridgeEnd(client);
     assert.equal(line.end, "half-close-timeout");
     client.destroy();
   });

@@ -79,6 +79,7 @@ listeners:
         `${file.path}:4:13: listeners[0].listen: "127.0.0.1:0": port must be from 1 to 65535`,
         `${file.path}:5:15: listeners[0].targets[0]: "127.1" is not an IPv4 address (it has 2 parts; write all four, a.b.c.d)`,
         `${file.path}:6:5: listeners[0].idleTimout: unknown key "idleTimout" (did you mean idleTimeout?)`,
+        `${file.path}:7:11: listeners[1].name: "web" is already the name of listeners[0]`,
         "",
       ].join("\n"),
     );
@@ -103,6 +104,37 @@ test("--check on a YAML syntax error, an empty file and a missing file", async (
     const missing = `${file.dir}/nope.yaml`;
     run = await runTcpgate(["-c", missing, "--check"]);
     assert.deepEqual([run.code, run.stderr], [1, `${missing}: cannot read the config: no such file\n`]);
+  } finally {
+    file.remove();
+  }
+});
+
+test("--check: an IPv4-mapped listen address clashes with its IPv4 form (exit 1), instead of failing to bind", async () => {
+  const port = 18080; // --check binds nothing
+  const file = tempConfig(`version: 1
+listeners:
+  - name: plain
+    listen: 127.0.0.1:${port}
+    targets: [127.0.0.1:9]
+  - name: mapped
+    listen: "[::ffff:127.0.0.1]:${port}"
+    targets: [127.0.0.1:9]
+`);
+  try {
+    const { code, stdout, stderr } = await runTcpgate(["--config", file.path, "--check"]);
+    assert.equal(code, 1);
+    assert.equal(stdout, "");
+    assert.equal(
+      stderr,
+      `${file.path}:7:13: listeners[1].listen: [::ffff:127.0.0.1]:${port} (IPv4-mapped, so 127.0.0.1:${port}) is already the address of listener "plain" (listeners[0])\n`,
+    );
+    // Alone, it is the IPv4 address it stands for.
+    file.write(
+      `version: 1\nlisteners:\n  - name: mapped\n    listen: "[::ffff:127.0.0.1]:${port}"\n    targets: [127.0.0.1:9]\n`,
+    );
+    const alone = await runTcpgate(["--config", file.path, "--check"]);
+    assert.equal(alone.code, 0);
+    assert.match(alone.stdout, new RegExp(`mapped: 127\\.0\\.0\\.1:${port} -> 127\\.0\\.0\\.1:9`));
   } finally {
     file.remove();
   }

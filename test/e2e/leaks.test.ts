@@ -10,9 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { requestFrom, type StatusDoc } from "../support/admin.ts";
-import { tempConfig } from "../support/cli.ts";
-import { delay, eventually, freePort, startEcho } from "../support/net.ts";
-import { startCli, started } from "../support/spawn.ts";
+import { startTcpgate, tempConfig } from "../support/cli.ts";
+import { eventually, freePort, startEcho } from "../support/net.ts";
 
 const BRIDGES = Number(process.env.TCPGATE_LEAK_BRIDGES ?? 5000);
 const WARM_UP = 1000;
@@ -73,12 +72,11 @@ test(`no leaks: ${BRIDGES} short bridges in sequence leave heap and handles at t
     ].join("\n"),
   );
   const snapshots = mkdtempSync(join(tmpdir(), "tcpgate-heap-"));
-  const tcpgate = await started(
-    startCli(["--config", config.path, "--no-watch"], {
-      nodeArgs: ["--heapsnapshot-signal=SIGUSR2"],
-      cwd: snapshots,
-    }),
-  ).catch((error) => {
+  const tcpgate = startTcpgate(["--config", config.path, "--no-watch"], {
+    nodeArgs: ["--heapsnapshot-signal=SIGUSR2"],
+    cwd: snapshots,
+  });
+  await tcpgate.started().catch((error) => {
     config.remove();
     rmSync(snapshots, { recursive: true, force: true });
     throw error;
@@ -116,7 +114,6 @@ test(`no leaks: ${BRIDGES} short bridges in sequence leave heap and handles at t
     const started = performance.now();
     await run(WARM_UP, WARM_UP + BRIDGES);
     const seconds = (performance.now() - started) / 1000;
-    await delay(200);
     const after = await settled();
 
     const mib = (n: number) => `${(n / 1024 / 1024).toFixed(2)} MiB`;

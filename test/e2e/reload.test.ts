@@ -7,13 +7,12 @@ import { renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseConfig } from "../../src/config/load.ts";
-import { delay, endOf, eventually, startEcho, startServer, type TestServer } from "../support/net.ts";
+import { startGate } from "../support/cli.ts";
+import { delay, endOf, eventually, freePorts, startEcho, startServer, type TestServer } from "../support/net.ts";
 import {
   configText,
   connectOutcome,
   exchange,
-  freePorts,
-  gateWith,
   type ListenerDef,
   listeningPorts,
   open,
@@ -49,7 +48,7 @@ describe("reload", () => {
       timeout: 20_000,
     }, async () => {
       const [p1 = 0, p2 = 0] = await freePorts(2);
-      const gate = await gateWith(configText([listener("a", p1)]), { watch: true });
+      const gate = await startGate(configText([listener("a", p1)]), { watch: true });
       try {
         const bridge = await open(p1);
         assert.equal(await exchange(bridge, "before", 6), "before");
@@ -68,7 +67,7 @@ describe("reload", () => {
 
     test("a removed listener stops accepting, its open bridge carries on", { timeout: 20_000 }, async () => {
       const [pa = 0, pb = 0] = await freePorts(2);
-      const gate = await gateWith(configText([listener("a", pa), listener("b", pb)]), { watch: true });
+      const gate = await startGate(configText([listener("a", pa), listener("b", pb)]), { watch: true });
       try {
         const bridge = await open(pb);
         assert.equal(await exchange(bridge, "before", 6), "before");
@@ -80,7 +79,7 @@ describe("reload", () => {
         assert.deepEqual(listeningPorts(gate.pid), [pa]);
         // The drained listener's bridge still ends the normal way, with its access-log line.
         bridge.end();
-        const line = await gate.tcpgate.waitForLog((l) => l.listener === "b" && l.msg === "bridge closed");
+        const line = await gate.waitForLog((l) => l.listener === "b" && l.msg === "bridge closed");
         assert.equal(line.end, "client-closed");
         assert.equal(line.bytesUp, 11);
       } finally {
@@ -92,7 +91,7 @@ describe("reload", () => {
       timeout: 20_000,
     }, async () => {
       const [pa = 0] = await freePorts(1);
-      const gate = await gateWith(configText([listener("a", pa, [tagA.address])]), { watch: true });
+      const gate = await startGate(configText([listener("a", pa, [tagA.address])]), { watch: true });
       try {
         const bridge = await open(pa);
         assert.equal(await exchange(bridge, "x", 3), "A:x");
@@ -111,7 +110,7 @@ describe("reload", () => {
     }, async () => {
       const [pa = 0] = await freePorts(1);
       const short = listener("a", pa, [echo.address], { idleTimeout: "700ms" });
-      const gate = await gateWith(configText([short]), { watch: true });
+      const gate = await startGate(configText([short]), { watch: true });
       try {
         const old = await open(pa);
         assert.equal(await exchange(old, "old", 3), "old");
@@ -120,11 +119,13 @@ describe("reload", () => {
         await gate.waitMsg("listener a: idleTimeout changed");
         const fresh = await open(pa);
         assert.equal(await exchange(fresh, "new", 3), "new");
+        const freshIdleSince = performance.now();
         // The old bridge times out on its own 700 ms; the new one, idle as long, lives on.
         assert.equal(await oldEnd, "end");
-        const line = await gate.tcpgate.waitForLog((l) => l.clientPort === old.localPort && l.msg === "bridge closed");
+        const line = await gate.waitForLog((l) => l.clientPort === old.localPort && l.msg === "bridge closed");
         assert.equal(line.end, "idle-timeout");
-        await delay(300);
+        // The wait is the test: the new bridge stays idle for longer than the old timeout.
+        await delay(1000 - (performance.now() - freshIdleSince));
         assert.equal(await exchange(fresh, "alive", 5), "alive");
         fresh.destroy();
       } finally {
@@ -138,7 +139,7 @@ describe("reload", () => {
       const [pa = 0] = await freePorts(1);
       const version = (idleTimeout: string) =>
         configText([listener("a", pa, [tagA.address, tagB.address], { idleTimeout })]);
-      const gate = await gateWith(version("1m"), { watch: true });
+      const gate = await startGate(version("1m"), { watch: true });
       try {
         assert.equal(await roundTrip(pa, "1", 3), "A:1");
         gate.write(version("2m"));
@@ -155,7 +156,7 @@ describe("reload", () => {
       timeout: 20_000,
     }, async () => {
       const [p1 = 0, p2 = 0] = await freePorts(2);
-      const gate = await gateWith(configText([listener("a", p1, [tagA.address]), listener("b", p2, [tagB.address])]), {
+      const gate = await startGate(configText([listener("a", p1, [tagA.address]), listener("b", p2, [tagB.address])]), {
         watch: true,
       });
       try {
@@ -184,7 +185,7 @@ describe("reload", () => {
       timeout: 20_000,
     }, async () => {
       const [p = 0] = await freePorts(1);
-      const gate = await gateWith(configText([listener("a", p)]), { watch: true });
+      const gate = await startGate(configText([listener("a", p)]), { watch: true });
       try {
         const bridge = await open(p);
         assert.equal(await exchange(bridge, "1", 1), "1");
@@ -225,6 +226,7 @@ describe("reload", () => {
             counts.failed++;
             counts.errors.push(String(error));
           }
+          // A pace, not a wait for anything.
           await delay(20);
         }
       })();
@@ -251,7 +253,7 @@ describe("reload", () => {
         false,
         "the half must be a broken file for this test to mean anything",
       );
-      const gate = await gateWith(one, { watch: true });
+      const gate = await startGate(one, { watch: true });
       const probe = keepServing(pa);
       try {
         gate.write(half);
@@ -276,7 +278,7 @@ describe("reload", () => {
       const [pa = 0, pb = 0] = await freePorts(2);
       const one = configText([listener("a", pa)]);
       const two = configText([listener("a", pa), listener("b", pb)]);
-      const gate = await gateWith(one, { watch: true });
+      const gate = await startGate(one, { watch: true });
       const probe = keepServing(pa);
       try {
         gate.write(two.replace(`targets:\n      - "${echo.address}"\n`, `targets: [ "${echo.address}"\n`));
@@ -306,13 +308,15 @@ describe("reload", () => {
 
     test("a missing file keeps the running config; recreating it applies", { timeout: 20_000 }, async () => {
       const [pa = 0, pb = 0] = await freePorts(2);
-      const gate = await gateWith(configText([listener("a", pa)]), { watch: true });
+      const gate = await startGate(configText([listener("a", pa)]), { watch: true });
       const probe = keepServing(pa);
       try {
         unlinkSync(gate.path);
         const missing = await gate.waitMsg("reload rejected");
         assert.match(String(missing.msg), /proxy\.yaml: cannot read the config: no such file/);
-        await delay(500);
+        // The running config goes on serving with the file gone: ten more probes in a row.
+        const served = probe.counts.attempted;
+        await eventually(() => probe.counts.attempted >= served + 10, 5000, "ten more probes");
         assert.equal(await roundTrip(pa, "still here"), "still here");
         writeFileSync(gate.path, configText([listener("a", pa), listener("b", pb)]));
         await gate.waitMsg(`listener b: added on 127.0.0.1:${pb}`);
@@ -330,7 +334,7 @@ describe("reload", () => {
       const [pa = 0, pa2 = 0, pb = 0] = await freePorts(3);
       const squatter = await startServer((socket) => socket.end("squatter"));
       const start = [listener("a", pa), listener("b", pb, [tagA.address])];
-      const gate = await gateWith(configText(start), { watch: true });
+      const gate = await startGate(configText(start), { watch: true });
       try {
         // a moves, b changes targets, c cannot bind: the move and the retarget must not happen.
         gate.write(configText([listener("a", pa2), listener("b", pb, [tagB.address]), listener("c", squatter.port)]));
@@ -366,7 +370,7 @@ describe("reload", () => {
     test("a failed wildcard rebind (127.0.0.2:P is taken) rolls back to 127.0.0.1:P", { timeout: 20_000 }, async () => {
       const [p = 0, pb = 0] = await freePorts(2);
       const other = await startServer((socket) => socket.end("other"), "127.0.0.2", p);
-      const gate = await gateWith(configText([listener("a", p), listener("b", pb, [tagA.address])]), { watch: true });
+      const gate = await startGate(configText([listener("a", p), listener("b", pb, [tagA.address])]), { watch: true });
       try {
         gate.write(configText([{ ...listener("a", p), listen: `0.0.0.0:${p}` }, listener("b", pb, [tagB.address])]));
         const rejected = await gate.waitMsg("reload rejected");
@@ -397,7 +401,7 @@ describe("reload", () => {
             idleTimeout: i % 4 === 1 || i % 4 === 2 ? "1m" : "2m",
           }),
         ]);
-      const gate = await gateWith(version(0), { watch: false });
+      const gate = await startGate(version(0), { watch: false });
       const bridge = await open(pb);
       let stop = false;
       const counts = { attempted: 0, ok: 0, refused: 0, reset: 0, other: 0 };
@@ -421,8 +425,13 @@ describe("reload", () => {
       };
       const clients = [pa, pa, pa, pa, pb, pb].map(client);
       const durations: number[] = [];
+      // Clients are being served before the first reload, and still after the last.
+      const served = (more: number) => {
+        const from = counts.ok;
+        return eventually(() => counts.ok >= from + more, 5000, `${more} more connections served`);
+      };
       try {
-        await delay(100);
+        await served(clients.length);
         for (let i = 1; i <= 50; i++) {
           writeFileSync(gate.path, version(i));
           const started = performance.now();
@@ -430,7 +439,7 @@ describe("reload", () => {
           await gate.waitApplied(i);
           durations.push(performance.now() - started);
         }
-        await delay(100);
+        await served(clients.length);
       } finally {
         stop = true;
         await Promise.all(clients);
@@ -473,7 +482,7 @@ describe("reload", () => {
         // Each save moves b to another port and alternates its target.
         const version = (i: number) =>
           configText([listener("a", pa), listener("b", ports[i] ?? 0, [i % 2 ? tagA.address : tagB.address])]);
-        const gate = await gateWith(version(0), { watch: true });
+        const gate = await startGate(version(0), { watch: true });
         try {
           for (let i = 1; i < 100; i++) {
             if (pace === "a tight loop") writeFileSync(gate.path, version(i));
@@ -483,6 +492,7 @@ describe("reload", () => {
               writeFileSync(i % 2 ? temp : gate.path, version(i));
               if (i % 2) renameSync(temp, gate.path);
               gate.hangup();
+              // The pace is the test: saves and SIGHUPs faster than reloads finish.
               await delay(i % 10 === 0 ? 20 : 2);
             }
           }

@@ -9,8 +9,9 @@ import { type AddressInfo, connect as connectTcp, type Socket } from "node:net";
 import { before, describe, test } from "node:test";
 import { connect as connectTls, createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { proxyHeaderV2 } from "../../src/proxy/proxy-protocol.ts";
-import { endOf, freePort } from "../support/net.ts";
-import { cleanup, startTargetGate, type TargetGate, targets, within } from "../support/targets.ts";
+import { type Gate, startGate } from "../support/cli.ts";
+import { endOf, eventually, freePort } from "../support/net.ts";
+import { cleanup, targetStatus, targets } from "../support/targets.ts";
 import { captureClientHello, refragment, selfSigned } from "../support/tls.ts";
 
 const BOUNDED = { timeout: 30_000 };
@@ -78,7 +79,7 @@ async function rawSend(port: number, pieces: readonly Buffer[]): Promise<Socket>
   return socket;
 }
 
-const refusals = (gate: TargetGate) => gate.logs.filter((l) => l.reason === "route");
+const refusals = (gate: Gate) => gate.logs.filter((l) => l.reason === "route");
 
 function config(port: number, body: readonly string[], more: readonly string[] = []): string {
   return [
@@ -102,7 +103,7 @@ describe("real TLS clients and servers", () => {
     for (const s of [db, apps, fallback]) c.add(s as { close(): Promise<void> });
     const port = await freePort();
     c.add(
-      await startTargetGate(
+      await startGate(
         config(port, [
           "    routes:",
           "      - sni: [db.example.com]",
@@ -129,7 +130,7 @@ describe("real TLS clients and servers", () => {
     for (const s of [db, other]) c.add(s as { close(): Promise<void> });
     const port = await freePort();
     c.add(
-      await startTargetGate(
+      await startGate(
         config(port, [
           "    routes:",
           "      - sni: [db.example.com]",
@@ -155,7 +156,7 @@ describe("real TLS clients and servers", () => {
     child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();
     });
-    assert.ok(await within(5000, () => out.includes("\n")), `openssl printed ${JSON.stringify(out)}`);
+    await eventually(() => out.includes("\n"), 5000, "a line from openssl s_client");
     assert.equal(out.split("\n")[0], "db");
   });
 
@@ -175,7 +176,7 @@ describe("real TLS clients and servers", () => {
           ["    routes:", "      - sni: [db.example.com]", `        targets: ["${target}"]`],
           ["admin:", `  listen: 127.0.0.1:${adminPort}`],
         );
-      const gate = c.add(await startTargetGate(yaml(first?.address as string), { adminPort }));
+      const gate = c.add(await startGate(yaml(first?.address as string)));
       const open = await tlsVisit(port, "db.example.com");
       c.sockets([open.socket]);
       assert.equal(open.tag, "first");
@@ -188,8 +189,8 @@ describe("real TLS clients and servers", () => {
       open.socket.on("data", (chunk: Buffer) => {
         echoed += chunk.toString();
       });
-      assert.ok(await within(3000, () => echoed.includes("still here")));
-      const status = await gate.status("tls");
+      await eventually(() => echoed.includes("still here"), 3000);
+      const status = await targetStatus(adminPort, "tls");
       assert.deepEqual(
         status.map((s) => [(s as { route?: string }).route, s.address, s.openBridges]),
         [["db.example.com", second?.address, 0]],
@@ -215,7 +216,7 @@ describe("bytes as sent", () => {
       const [db, other] = await targets(c, "db", "other");
       const port = await freePort();
       c.add(
-        await startTargetGate(
+        await startGate(
           config(port, [
             "    routes:",
             "      - sni: [db.example.com]",
@@ -232,7 +233,7 @@ describe("bytes as sent", () => {
       const socket = await rawSend(port, pieces);
       c.sockets([socket]);
       const received = () => Buffer.concat(db?.received[0] ?? []);
-      assert.ok(await within(3000, () => received().length >= bytes.length), `got ${received().length} bytes`);
+      await eventually(() => received().length >= bytes.length, 3000, "every byte at the target");
       const header = proxyHeaderV2({
         sourceAddress: "127.0.0.1",
         sourcePort: socket.localPort ?? 0,
@@ -253,7 +254,7 @@ describe("bytes as sent", () => {
       const [db] = await targets(c, "db");
       const port = await freePort();
       c.add(
-        await startTargetGate(
+        await startGate(
           config(port, [
             "    acceptProxy: {from: [127.0.0.2]}",
             "    routes:",
@@ -279,7 +280,7 @@ describe("bytes as sent", () => {
         destinationPort: 443,
       });
       const expected = Buffer.concat([onward, hello, Buffer.from("more")]);
-      assert.ok(await within(3000, () => received().length >= expected.length), `got ${received().length} bytes`);
+      await eventually(() => received().length >= expected.length, 3000, "every byte at the target");
       assert.deepEqual(received(), expected);
     },
   );
@@ -292,7 +293,7 @@ describe("refused with reason route, nothing sent to a target", () => {
     const [db] = await targets(c, "db");
     const port = await freePort();
     const gate = c.add(
-      await startTargetGate(
+      await startGate(
         config(port, ["    routes:", "      - sni: [db.example.com]", `        targets: ["${db?.address}"]`]),
       ),
     );
@@ -309,7 +310,7 @@ describe("refused with reason route, nothing sent to a target", () => {
       assert.equal(await endOf(socket, 4000), "end", rule);
       const ms = performance.now() - started;
       assert.ok(ms >= waitMs * 0.9 && ms < waitMs + 1500, `${rule}: closed after ${Math.round(ms)} ms`);
-      assert.ok(await within(3000, () => refusals(gate).length > from));
+      await eventually(() => refusals(gate).length > from, 3000);
       assert.equal(refusals(gate)[from]?.rule, rule);
       socket.destroy();
     }
@@ -322,7 +323,7 @@ describe("refused with reason route, nothing sent to a target", () => {
     const [db, other] = await targets(c, "db", "other");
     const port = await freePort();
     const gate = c.add(
-      await startTargetGate(
+      await startGate(
         config(port, [
           "    routes:",
           "      - sni: [db.example.com]",
@@ -333,7 +334,7 @@ describe("refused with reason route, nothing sent to a target", () => {
     );
     const socket = await rawSend(port, [Buffer.from("SSH-2.0-OpenSSH_9.6\r\n")]);
     assert.equal(await endOf(socket, 3000), "end");
-    assert.ok(await within(3000, () => refusals(gate).length === 1));
+    await eventually(() => refusals(gate).length === 1, 3000);
     assert.equal((db?.accepted() ?? 0) + (other?.accepted() ?? 0), 0);
   });
 });

@@ -15,25 +15,22 @@ import { connect, type Socket } from "node:net";
 import { describe, test } from "node:test";
 import { hasIPv6Loopback, wildcardIsDualStack } from "../support/admission.ts";
 import { startBlackHole } from "../support/blackhole.ts";
-import { delay, freePort } from "../support/net.ts";
+import { type Running, startGate } from "../support/cli.ts";
+import { eventually, freePort } from "../support/net.ts";
 import {
   appConfig,
-  bridgeLines,
   cleanup,
   closedBy,
   type Landed,
   land,
-  startTargetGate,
   TaggedTarget,
   type TargetEntry,
-  type TargetGate,
   type TargetStatus,
+  targetStatus,
   targets,
-  until,
   visit,
   visits,
   visitsOneByOne,
-  within,
 } from "../support/targets.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
@@ -58,7 +55,7 @@ describe("distribution over 1,000 connections", () => {
     const [a, b, d] = await targets(c, "a", "b", "c");
     const port = await freePort();
     c.add(
-      await startTargetGate(
+      await startGate(
         appConfig({
           listen: `127.0.0.1:${port}`,
           targets: [
@@ -87,7 +84,7 @@ describe("distribution over 1,000 connections", () => {
     const [a, b] = await targets(c, "a", "b");
     const port = await freePort();
     c.add(
-      await startTargetGate(
+      await startGate(
         appConfig({
           listen: `127.0.0.1:${port}`,
           targets: [
@@ -108,7 +105,7 @@ describe("distribution over 1,000 connections", () => {
     const [a, b, d] = await targets(c, "a", "b", "c");
     const port = await freePort();
     c.add(
-      await startTargetGate(
+      await startGate(
         appConfig({
           listen: `127.0.0.1:${port}`,
           balance: "random",
@@ -140,7 +137,7 @@ describe("distribution over 1,000 connections", () => {
       const [a, b] = await targets(c, "a", "b");
       const port = await freePort();
       const gate = c.add(
-        await startTargetGate(
+        await startGate(
           appConfig({
             listen: `127.0.0.1:${port}`,
             balance: "random",
@@ -170,9 +167,8 @@ describe("least-connections with long-lived bridges", () => {
     const port = await freePort();
     const adminPort = await freePort();
     const gate = c.add(
-      await startTargetGate(
+      await startGate(
         appConfig({ listen: `127.0.0.1:${port}`, balance: "least-connections", targets: [a, b, d], adminPort }),
-        { adminPort },
       ),
     );
     const held: Landed[] = [];
@@ -187,7 +183,7 @@ describe("least-connections with long-lived bridges", () => {
     for (const h of ended) h.socket.end();
     for (const h of ended) await gate.bridgeEnd(h.clientPort, from);
     held.splice(0, held.length, ...held.filter((h) => h.tag === "a"));
-    assert.deepEqual(open(await gate.status("app")), [5, 0, 0]);
+    assert.deepEqual(open(await targetStatus(adminPort, "app")), [5, 0, 0]);
 
     // 1,000 short connections back to back: never to a.
     const counts = await visits(port, 1000);
@@ -214,7 +210,7 @@ describe("least-connections with long-lived bridges", () => {
     const [a, b] = await targets(c, "a", "b");
     const port = await freePort();
     c.add(
-      await startTargetGate(
+      await startGate(
         appConfig({
           listen: `127.0.0.1:${port}`,
           balance: "least-connections",
@@ -236,7 +232,7 @@ describe("source-hash", () => {
     const [a, b, d] = await targets(c, "a", "b", "c");
     const port = await freePort();
     c.add(
-      await startTargetGate(
+      await startGate(
         appConfig({
           listen: `127.0.0.1:${port}`,
           balance: "source-hash",
@@ -281,7 +277,7 @@ describe("source-hash", () => {
       const all = await targets(c, "a", "b", "c");
       const port = await freePort();
       const gate = c.add(
-        await startTargetGate(appConfig({ listen: `127.0.0.1:${port}`, balance: "source-hash", targets: all })),
+        await startGate(appConfig({ listen: `127.0.0.1:${port}`, balance: "source-hash", targets: all })),
       );
       const others = Array.from({ length: 40 }, (_, i) => `127.0.2.${i + 1}`);
       const before = new Map<string, string>();
@@ -303,8 +299,12 @@ describe("source-hash", () => {
 
       await home.restart();
       // Tried again after the back-off (1 s, doubled by each failed trial): 127.0.0.2 is home again.
-      const cameBack = await until(8000, async () => (await visit(port, { localAddress: "127.0.0.2" })) === homeTag);
-      assert.ok(cameBack, "127.0.0.2 never went back to its own target");
+      await eventually(
+        async () => (await visit(port, { localAddress: "127.0.0.2" })) === homeTag,
+        8000,
+        "127.0.0.2 to go back to its own target",
+        100,
+      );
       await gate.waitMsg(`target ${home.address} up: a connection succeeded`);
       const again = await visits(port, 20, { localAddress: "127.0.0.2" });
       assert.deepEqual(Object.fromEntries(again), { [homeTag]: 20 });
@@ -312,10 +312,9 @@ describe("source-hash", () => {
   );
 });
 
-/** Access-log lines (bridge ends) logged from index `from` on. */
 /** Bridge ends whose errors name this target: the connects to it that failed. */
-const failedConnects = (gate: TargetGate, address: string, from = 0) =>
-  bridgeLines(gate, from).filter((l) => Array.isArray(l.errors) && l.errors.some((e) => String(e).startsWith(address)));
+const failedConnects = (gate: Running, address: string, from = 0) =>
+  gate.bridgeLines(from).filter((l) => Array.isArray(l.errors) && l.errors.some((e) => String(e).startsWith(address)));
 
 describe("failover", () => {
   test("a target with nothing listening is skipped, and marked down after 3 failed connects", BOUNDED, async (t) => {
@@ -324,7 +323,7 @@ describe("failover", () => {
     const b = c.add(await TaggedTarget.start("b"));
     const dead = `127.0.0.1:${await freePort()}`;
     const port = await freePort();
-    const gate = c.add(await startTargetGate(appConfig({ listen: `127.0.0.1:${port}`, targets: [dead, b] })));
+    const gate = c.add(await startGate(appConfig({ listen: `127.0.0.1:${port}`, targets: [dead, b] })));
     // Every client is served: the refused connect costs it nothing but a retry.
     const counts = await visits(port, 30);
     assert.deepEqual(Object.fromEntries(counts), { b: 30 });
@@ -345,7 +344,7 @@ describe("failover", () => {
       t.after(() => c.run());
       const [a, b] = await targets(c, "a", "b");
       const port = await freePort();
-      const gate = c.add(await startTargetGate(appConfig({ listen: `127.0.0.1:${port}`, targets: [a, b] })));
+      const gate = c.add(await startGate(appConfig({ listen: `127.0.0.1:${port}`, targets: [a, b] })));
       const held = await land(port);
       c.sockets([held]);
       assert.equal(held.tag, "a");
@@ -367,7 +366,7 @@ describe("failover", () => {
       const restartedAt = gate.logs.length;
       await a.restart();
       // Retried by a real connection once its back-off has passed (1 s, doubled per failed trial).
-      assert.ok(await until(8000, async () => (await visit(port)) === "a"), "a never got a bridge again");
+      await eventually(async () => (await visit(port)) === "a", 8000, "a to get a bridge again", 100);
       const up = await gate.waitMsg(`target ${a.address} up: a connection succeeded`, { from: restartedAt });
       assert.equal(up.target, a.address);
       assert.deepEqual(Object.fromEntries(await visits(port, 20)), { a: 10, b: 10 }, "back in the rotation");
@@ -387,15 +386,18 @@ describe("failover", () => {
       const [b] = await targets(c, "b");
       const port = await freePort();
       const gate = c.add(
-        await startTargetGate(
+        await startGate(
           appConfig({ listen: `127.0.0.1:${port}`, targets: [silent.address, b], more: ["    connectTimeout: 300ms"] }),
         ),
       );
       // Each of the first few clients waits out the connect timeout once, then is served.
       assert.deepEqual(Object.fromEntries(await visits(port, 6)), { b: 6 });
-      await gate.waitMsg(`target ${silent.address} down: 3 failed connects (ETIMEDOUT)`);
-      await delay(1200);
-      // The back-off (1 s) is over: of 10 clients arriving together, one may be the trial.
+      const down = await gate.waitMsg(`target ${silent.address} down: 3 failed connects (ETIMEDOUT)`);
+      // The back-off runs 1 s from the moment the target went down, a timer inside tcpgate
+      // that logs nothing when it ends: its deadline is the down line's time plus 1 s.
+      const backOffEnds = Date.parse(String(down.time)) + 1000;
+      await eventually(() => Date.now() > backOffEnds, 3000, "the end of the back-off");
+      // The back-off is over: of 10 clients arriving together, one may be the trial.
       const from = gate.logs.length;
       const burst = await Promise.all(Array.from({ length: 10 }, () => land(port)));
       c.sockets(burst);
@@ -418,9 +420,7 @@ describe("failover", () => {
       const dead = [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`];
       const port = await freePort();
       const gate = c.add(
-        await startTargetGate(
-          appConfig({ listen: `127.0.0.1:${port}`, targets: dead, more: ["    connectTimeout: 1s"] }),
-        ),
+        await startGate(appConfig({ listen: `127.0.0.1:${port}`, targets: dead, more: ["    connectTimeout: 1s"] })),
       );
       const clients = [];
       for (let i = 0; i < 6; i++) {
@@ -480,8 +480,9 @@ describe("PROXY protocol through the proxy", () => {
     const clientPort = socket.localPort ?? 0;
     const length = expectedLength(clientPort);
     const bytes = () => Buffer.concat(target.received[index] ?? []);
-    const complete = await within(3000, () => bytes().length >= length);
-    assert.ok(complete, `the target got ${JSON.stringify(bytes().toString("latin1"))}`);
+    await eventually(() => bytes().length >= length, 3000, `${length} bytes at the target`).catch((error: Error) => {
+      throw new Error(`${error.message}; it got ${JSON.stringify(bytes().toString("latin1"))}`);
+    });
     // Nothing more is coming: the client sent no more.
     return { received: bytes(), clientPort, socket };
   }
@@ -497,7 +498,7 @@ describe("PROXY protocol through the proxy", () => {
     const a = c.add(await TaggedTarget.start("a"));
     const port = await freePort();
     const gate = c.add(
-      await startTargetGate(
+      await startGate(
         appConfig({ listen: listen(port), targets: targetsOf(a), more: [`    proxyProtocol: ${version}`] }),
       ),
     );
@@ -631,9 +632,7 @@ describe("least-connections across a reload", () => {
     const adminPort = await freePort();
     const listen = `127.0.0.1:${port}`;
     const gate = c.add(
-      await startTargetGate(appConfig({ listen, balance: "least-connections", targets: [a, b, d], adminPort }), {
-        adminPort,
-      }),
+      await startGate(appConfig({ listen, balance: "least-connections", targets: [a, b, d], adminPort })),
     );
     const held: Landed[] = [];
     c.sockets(held);
@@ -651,7 +650,7 @@ describe("least-connections across a reload", () => {
       }),
     );
     await gate.reload();
-    assert.deepEqual(open(await gate.status("app")), [5, 5, 5, 0]);
+    assert.deepEqual(open(await targetStatus(adminPort, "app")), [5, 5, 5, 0]);
     const after: Landed[] = [];
     c.sockets(after);
     for (let i = 0; i < 5; i++) after.push(await land(port));
@@ -663,7 +662,7 @@ describe("least-connections across a reload", () => {
     const from = gate.logs.length;
     for (const h of [...held, ...after]) h.socket.end();
     for (const h of [...held, ...after]) await gate.bridgeEnd(h.clientPort, from);
-    assert.deepEqual(open(await gate.status("app")), [0, 0, 0, 0]);
+    assert.deepEqual(open(await targetStatus(adminPort, "app")), [0, 0, 0, 0]);
   });
 });
 
@@ -677,15 +676,14 @@ describe("failover after a reload", () => {
     const adminPort = await freePort();
     const listen = `127.0.0.1:${port}`;
     const more = ["    connectTimeout: 2s"];
-    const gate = c.add(
-      await startTargetGate(appConfig({ listen, targets: [hole.address, removed], adminPort, more }), { adminPort }),
-    );
+    const gate = c.add(await startGate(appConfig({ listen, targets: [hole.address, removed], adminPort, more })));
     // Round-robin's first pick is the first target: the black hole holds the bridge for 2 s.
     const landing = land(port, { timeoutMs: 8000 });
     landing.catch(() => {});
-    assert.ok(
-      await until(3000, async () => (await gate.status("app"))[0]?.openBridges === 1),
-      "the bridge never started dialing the black hole",
+    await eventually(
+      async () => (await targetStatus(adminPort, "app"))[0]?.openBridges === 1,
+      3000,
+      "the bridge dialing the black hole",
     );
     gate.write(appConfig({ listen, targets: [hole.address, added], adminPort, more }));
     await gate.reload();

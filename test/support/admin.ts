@@ -28,20 +28,25 @@ export async function fetchAdmin(
   return { status: response.status, headers, body: await response.text() };
 }
 
+/** Where the admin endpoint listens: a TCP port on 127.0.0.1, or a Unix socket. */
+export type AdminAt = number | { readonly socketPath: string };
+
 /**
  * One request over a fresh connection (no keep-alive pool), optionally from localAddress
- * (127.0.0.2, ...), which fetch cannot choose. Bounded in time.
+ * (127.0.0.2, ...), which fetch cannot choose, or over a Unix socket, optionally with a
+ * body (POST /plan takes a config file's text). Bounded in time.
  */
 export function requestFrom(
-  port: number,
+  at: AdminAt,
   path: string,
-  options: { method?: string; localAddress?: string; timeoutMs?: number } = {},
+  options: { method?: string; localAddress?: string; timeoutMs?: number; body?: string } = {},
 ): Promise<Reply> {
+  const where = typeof at === "number" ? { host: "127.0.0.1", port: at } : { socketPath: at.socketPath };
+  const label = typeof at === "number" ? `127.0.0.1:${at}` : `unix:${at.socketPath}`;
   return new Promise((resolve, reject) => {
     const req = request(
       {
-        host: "127.0.0.1",
-        port,
+        ...where,
         path,
         method: options.method ?? "GET",
         agent: false,
@@ -58,9 +63,9 @@ export function requestFrom(
         res.on("error", reject);
       },
     );
-    req.on("timeout", () => req.destroy(new Error(`no answer from 127.0.0.1:${port}${path} in time`)));
+    req.on("timeout", () => req.destroy(new Error(`no answer from ${label}${path} in time`)));
     req.on("error", reject);
-    req.end();
+    req.end(options.body);
   });
 }
 
@@ -156,6 +161,13 @@ export async function status(port: number): Promise<StatusDoc> {
   return JSON.parse(reply.body) as StatusDoc;
 }
 
+/** One allow or deny entry in /status, with its hit counter. */
+export interface EntryHitsDoc {
+  rule: string;
+  hits: number;
+  lastHitAt: string | null;
+}
+
 export interface ReloadEntry {
   at: string;
   trigger: string;
@@ -185,7 +197,12 @@ export interface StatusDoc {
     closed: number;
     bytes: { up: number; down: number };
     limits: { maxConnections: number | null; maxConnectionsPerClient: number | null };
-    rules: { allow: string[]; deny: string[]; schedule: unknown; timeouts: Record<string, string | null> };
+    rules: {
+      allow: EntryHitsDoc[];
+      deny: EntryHitsDoc[];
+      schedule: unknown;
+      timeouts: Record<string, string | null>;
+    };
     balance: string;
     targets: {
       address: string;

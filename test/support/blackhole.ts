@@ -4,7 +4,9 @@
 // or vanished host would, and a connect() waits until someone gives up.
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { connect, type Socket } from "node:net";
+import { readFileSync } from "node:fs";
+import type { Socket } from "node:net";
+import { dialWithin } from "./net.ts";
 
 export interface BlackHole {
   readonly port: number;
@@ -30,6 +32,16 @@ process.on("exit", () => {
   }
 });
 
+/** Connections waiting in the accept queue of the listening socket on 127.0.0.1:port (/proc/net/tcp's rx_queue). */
+function acceptQueue(port: number): number {
+  const hex = port.toString(16).toUpperCase().padStart(4, "0");
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const [, local = "", , state, queues = ""] = line.trim().split(/\s+/);
+    if (state === "0A" && local.endsWith(`:${hex}`)) return Number.parseInt(queues.split(":")[1] ?? "", 16);
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port}`);
+}
+
 export async function startBlackHole(): Promise<BlackHole> {
   const child = spawn(process.execPath, ["-e", LISTEN], { stdio: ["ignore", "pipe", "inherit"] });
   const pid = child.pid;
@@ -48,19 +60,13 @@ export async function startBlackHole(): Promise<BlackHole> {
     const [line] = (await once(child.stdout, "data")) as [Buffer];
     const port = Number(line.toString().trim());
     process.kill(pid, "SIGSTOP");
-    // Fill the accept queue until a connect no longer completes.
-    for (let i = 0; i < 16; i++) {
-      const socket = connect({ host: "127.0.0.1", port });
-      socket.on("error", () => {});
-      fillers.push(socket);
-      const connected = await Promise.race([
-        once(socket, "connect").then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300)),
-      ]);
-      // Kept, not destroyed: should it connect after all (a slow box), it fills the queue itself.
-      if (!connected) return { port, address: `127.0.0.1:${port}`, close };
+    // Fill the accept queue: with backlog 1 Linux holds two connections and drops every
+    // SYN from then on. Each of ours completes (the kernel answers for the stopped process).
+    while (acceptQueue(port) < 2) {
+      if (fillers.length >= 16) throw new Error("the accept queue never filled: SYNs are not being dropped");
+      fillers.push(await dialWithin(port, "127.0.0.1", undefined, 3000));
     }
-    throw new Error("the accept queue never filled: SYNs are not being dropped");
+    return { port, address: `127.0.0.1:${port}`, close };
   } catch (error) {
     await close();
     throw error;

@@ -1,7 +1,8 @@
+// Reload tests: config files built from listener definitions, targets that say who
+// answered, short exchanges through a bridge, and what a process has bound.
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import type { Socket } from "node:net";
-import { type LogLine, type Running, startTcpgate, tempConfig } from "./cli.ts";
-import { dialWithin, freePort, startServer, type TestServer } from "./net.ts";
+import { dialWithin, startServer, type TestServer } from "./net.ts";
 
 export interface ListenerDef {
   readonly name: string;
@@ -21,93 +22,6 @@ export function configText(listeners: readonly ListenerDef[], options: { shutdow
     for (const [key, value] of Object.entries(l.settings ?? {})) lines.push(`    ${key}: ${value}`);
   }
   return `${lines.join("\n")}\n`;
-}
-
-/** n distinct ports that were free a moment ago on 127.0.0.1. */
-export async function freePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
-  return [...ports];
-}
-
-export interface Gate {
-  readonly tcpgate: Running;
-  readonly pid: number;
-  readonly logs: LogLine[];
-  /** The config file's path (for a symlinked layout, the link). */
-  readonly path: string;
-  /** How many reloads have been applied so far, from the log. */
-  applied(): number;
-  /** Resolves once at least n reloads have been applied. */
-  waitApplied(n: number, timeoutMs?: number): Promise<void>;
-  /** Resolves with the first log line whose msg contains text (at or after line `from`). */
-  waitMsg(text: string, options?: { from?: number; timeoutMs?: number }): Promise<LogLine>;
-  /** Log messages containing text. */
-  messages(text: string): string[];
-  hangup(): void;
-  /** SIGTERM, SIGKILL after a while. Safe to call twice. */
-  stop(): Promise<number | null>;
-}
-
-/**
- * Starts tcpgate on path at debug level. With the watcher on, resolves only once chokidar
- * watches the file: an edit made before that could go unseen, and the test would be wrong.
- */
-export async function startGate(path: string, options: { watch: boolean }): Promise<Gate> {
-  const args = ["--config", path, "--log-level", "debug", ...(options.watch ? [] : ["--no-watch"])];
-  const tcpgate = startTcpgate(args);
-  const msg = (l: LogLine) => (typeof l.msg === "string" ? l.msg : "");
-  try {
-    await tcpgate.waitForLog((l) => msg(l) === "tcpgate started", 10_000);
-    if (options.watch) await tcpgate.waitForLog((l) => msg(l) === "watching the config file", 10_000);
-  } catch (error) {
-    await tcpgate.stop("SIGKILL");
-    throw error;
-  }
-  const applied = () => tcpgate.logs.filter((l) => msg(l) === "reload applied").length;
-  return {
-    tcpgate,
-    pid: tcpgate.pid,
-    logs: tcpgate.logs,
-    path,
-    applied,
-    async waitApplied(n, timeoutMs = 5000) {
-      await tcpgate.waitForLog(() => applied() >= n, timeoutMs);
-    },
-    waitMsg(text, { from = 0, timeoutMs = 5000 } = {}) {
-      return tcpgate.waitForLog((l) => tcpgate.logs.indexOf(l) >= from && msg(l).includes(text), timeoutMs);
-    },
-    messages: (text) => tcpgate.logs.map(msg).filter((m) => m.includes(text)),
-    hangup: () => process.kill(tcpgate.pid, "SIGHUP"),
-    stop: () => tcpgate.stop("SIGTERM", 5000),
-  };
-}
-
-/** A temporary config file plus tcpgate running on it; close() stops both. */
-export async function gateWith(
-  text: string,
-  options: { watch: boolean },
-): Promise<Gate & { write(text: string): void; dir: string; close(): Promise<void> }> {
-  const config = tempConfig(text);
-  let gate: Gate;
-  try {
-    gate = await startGate(config.path, options);
-  } catch (error) {
-    config.remove();
-    throw error;
-  }
-  return {
-    ...gate,
-    dir: config.dir,
-    write: config.write,
-    async close() {
-      try {
-        await gate.stop();
-      } finally {
-        config.remove();
-      }
-    },
-  };
 }
 
 /**

@@ -1,10 +1,11 @@
 // Target tests through the real CLI: targets that say who they are, can be killed and
-// brought back on the same port, and a tcpgate whose logs and /status can be read while
-// clients from distinct loopback addresses go through it.
+// brought back on the same port, clients from distinct loopback addresses going through
+// tcpgate to them, and their state as /status reports it.
 import { once } from "node:events";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
-import { type LogLine, type Running, startTcpgate, tempConfig } from "./cli.ts";
-import { delay, endOf } from "./net.ts";
+import { status } from "./admin.ts";
+import type { Running } from "./cli.ts";
+import { endOf } from "./net.ts";
 
 /**
  * A target that writes "<tag>\n" as soon as it accepts a connection, so a client knows
@@ -166,7 +167,7 @@ export async function visits(
  * every pick then finds no bridge open, so a load-aware strategy decides by weight alone.
  */
 export async function visitsOneByOne(
-  gate: TargetGate,
+  gate: Running,
   port: number,
   n: number,
   options: DialOptions = {},
@@ -213,107 +214,11 @@ export interface TargetStatus {
   readonly connectFailures: number;
 }
 
-export interface TargetGate {
-  readonly tcpgate: Running;
-  readonly pid: number;
-  readonly logs: LogLine[];
-  /** Rewrites the config file (tcpgate runs with --no-watch: reload() applies it). */
-  write(yaml: string): void;
-  /** SIGHUP, resolved once the next "reload applied" line is logged. */
-  reload(timeoutMs?: number): Promise<void>;
-  /** Messages (msg) of all lines from index `from` on that contain text. */
-  messages(text: string, from?: number): string[];
-  /** Resolves with the first line from index `from` on whose msg contains text. */
-  waitMsg(text: string, options?: { from?: number; timeoutMs?: number }): Promise<LogLine>;
-  /** The access-log line of the bridge from clientPort logged at or after index `from`. */
-  bridgeEnd(clientPort: number, from: number, timeoutMs?: number): Promise<LogLine>;
-  /** GET /status from the admin endpoint (the config must set admin.listen to adminPort). */
-  status(listener: string): Promise<TargetStatus[]>;
-  /** SIGTERM (SIGKILL after 5 s), removes the config folder. Safe to call twice. */
-  close(): Promise<number | null>;
-}
-
-const msgOf = (l: LogLine) => (typeof l.msg === "string" ? l.msg : "");
-
-/** Writes yaml to a temporary file and runs the CLI on it with --no-watch. */
-export async function startTargetGate(yaml: string, options: { adminPort?: number } = {}): Promise<TargetGate> {
-  const config = tempConfig(yaml);
-  const tcpgate = startTcpgate(["--config", config.path, "--no-watch"]);
-  try {
-    await tcpgate.waitForLog((l) => msgOf(l) === "tcpgate started", 10_000);
-  } catch (error) {
-    await tcpgate.stop("SIGKILL");
-    config.remove();
-    throw error;
-  }
-  const logs = tcpgate.logs;
-  /** The first line at or after index `from` that matches; match is tested first, as it is cheap. */
-  const waitLine = (match: (l: LogLine) => boolean, from: number, timeoutMs: number) =>
-    tcpgate.waitForLog((l) => match(l) && logs.indexOf(l) >= from, timeoutMs);
-  const waitMsg: TargetGate["waitMsg"] = (text, { from = 0, timeoutMs = 5000 } = {}) =>
-    waitLine((l) => msgOf(l).includes(text), from, timeoutMs);
-  return {
-    tcpgate,
-    pid: tcpgate.pid,
-    logs,
-    write: config.write,
-    async reload(timeoutMs = 5000) {
-      const from = logs.length;
-      process.kill(tcpgate.pid, "SIGHUP");
-      const line = await waitLine(
-        (l) => msgOf(l) === "reload applied" || msgOf(l).startsWith("reload rejected"),
-        from,
-        timeoutMs,
-      );
-      if (msgOf(line) !== "reload applied") throw new Error(msgOf(line));
-    },
-    messages: (text, from = 0) =>
-      logs
-        .slice(from)
-        .map(msgOf)
-        .filter((m) => m.includes(text)),
-    waitMsg,
-    bridgeEnd(clientPort, from, timeoutMs = 5000) {
-      return waitLine((l) => l.clientPort === clientPort && typeof l.end === "string", from, timeoutMs);
-    },
-    async status(listener) {
-      if (options.adminPort === undefined) throw new Error("no admin port given");
-      const response = await fetch(`http://127.0.0.1:${options.adminPort}/status`, {
-        signal: AbortSignal.timeout(3000),
-      });
-      const body = (await response.json()) as { listeners: { name: string; targets: TargetStatus[] }[] };
-      const found = body.listeners.find((l) => l.name === listener);
-      if (!found) throw new Error(`no listener ${listener} in /status`);
-      return found.targets;
-    },
-    async close() {
-      try {
-        return await tcpgate.stop("SIGTERM", 5000);
-      } finally {
-        config.remove();
-      }
-    },
-  };
-}
-
-/** Polls every 20 ms until check() is true; false after timeoutMs. */
-export async function within(timeoutMs: number, check: () => boolean): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await delay(20);
-  }
-  return true;
-}
-
-/** Runs check every intervalMs until it resolves true; false after timeoutMs. */
-export async function until(timeoutMs: number, check: () => Promise<boolean>, intervalMs = 100): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > deadline) return false;
-    await delay(intervalMs);
-  }
+/** A listener's targets as GET /status reports them (the config must set admin.listen to adminPort). */
+export async function targetStatus(adminPort: number, listener: string): Promise<TargetStatus[]> {
+  const found = (await status(adminPort)).listeners.find((l) => l.name === listener);
+  if (!found) throw new Error(`no listener ${listener} in /status`);
+  return found.targets as TargetStatus[];
 }
 
 /** Stops what a test started, last first, whatever state the test left it in. */
@@ -344,10 +249,6 @@ export async function targets<const T extends readonly string[]>(
   for (const target of started) c.add(target);
   return started as { [K in keyof T]: TaggedTarget };
 }
-
-/** The access-log lines of bridges in a gate's log, from index `from` on. */
-export const bridgeLines = (gate: TargetGate, from = 0) =>
-  gate.logs.slice(from).filter((l) => typeof l.end === "string");
 
 export type TargetEntry = TaggedTarget | string | { target: TaggedTarget | string; weight: number };
 

@@ -17,6 +17,8 @@ import { formatDuration, MAX_DURATION_MS, parseDuration } from "../../src/config
 const octet = fc.integer({ min: 0, max: 255 });
 const quad = fc.tuple(octet, octet, octet, octet);
 const port = fc.integer({ min: 1, max: 65535 });
+/** IPv6 in every form but "::a.b.c.d", which is refused (tested on its own). */
+const ipV6 = fc.ipV6().filter((text) => !/^::(?:[0-9]+\.){3}[0-9]+$/.test(text));
 
 function refused(result: { ok: boolean; error?: string }, fragment: string | RegExp): void {
   assert.equal(result.ok, false, "accepted");
@@ -229,7 +231,7 @@ test("CIDR: prefix lengths out of range or written oddly are refused", () => {
 
 test("IPv6: every form fast-check generates is accepted and canonicalised", () => {
   fc.assert(
-    fc.property(fc.ipV6(), (text) => {
+    fc.property(ipV6, (text) => {
       const parsed = parseIPv6(text);
       assert.ok(parsed.ok, text);
       assert.equal(parsed.value.toString(), ipaddr.IPv6.parse(text).toString());
@@ -254,16 +256,45 @@ test("IPv6: the full, zero-padded and compressed forms of one address are the sa
 
 test("IPv6: [address]:port is accepted by listen and targets, and round-trips through formatHostPort", () => {
   fc.assert(
-    fc.property(fc.ipV6(), port, (ip, p) => {
+    fc.property(ipV6, port, (ip, p) => {
       for (const parse of [parseListenAddress, parseTargetAddress]) {
         const parsed = parse(`[${ip}]:${p}`);
         assert.ok(parsed.ok, ip);
-        assert.equal(parsed.value.family, 6);
+        // An IPv4-mapped address is its IPv4 form (tested below).
+        assert.equal(parsed.value.family, ipaddr.IPv6.parse(ip).isIPv4MappedAddress() ? 4 : 6);
         assert.equal(parsed.value.port, p);
         assert.deepEqual(parse(formatHostPort(parsed.value)), parsed);
       }
     }),
   );
+});
+
+test("IPv6: an IPv4-mapped listen or target address is its IPv4 form, so equal addresses compare equal", () => {
+  fc.assert(
+    fc.property(quad, port, (parts, p) => {
+      const v4 = parts.join(".");
+      const hex = `${((parts[0] << 8) | parts[1]).toString(16)}:${((parts[2] << 8) | parts[3]).toString(16)}`;
+      for (const parse of [parseListenAddress, parseTargetAddress]) {
+        for (const mapped of [`::ffff:${v4}`, `::FFFF:${hex}`, `0:0:0:0:0:ffff:${v4}`]) {
+          assert.deepEqual(parse(`[${mapped}]:${p}`), parse(`${v4}:${p}`), mapped);
+        }
+      }
+    }),
+  );
+  // Other IPv6 forms that carry an IPv4 address are addresses of their own; the deprecated
+  // IPv4-compatible "::a.b.c.d" means one thing to ipaddr.js and another to the kernel.
+  for (const parse of [parseListenAddress, parseTargetAddress]) {
+    assert.deepEqual(parse("[::127.0.0.1]:80"), {
+      ok: false,
+      error:
+        '"::127.0.0.1" is a deprecated IPv4-compatible address that tools read differently: write ::ffff:127.0.0.1 for the IPv4 address, or ::7f00:1',
+    });
+  }
+  refused(parseCidr("::10.0.0.0/104"), "deprecated IPv4-compatible");
+  assert.deepEqual(parseListenAddress("[64:ff9b::10.0.0.1]:80"), {
+    ok: true,
+    value: { host: "64:ff9b::a00:1", port: 80, family: 6 },
+  });
 });
 
 test("IPv6: without brackets in host:port it is refused with the bracketed form as the hint", () => {

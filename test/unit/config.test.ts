@@ -396,7 +396,7 @@ test("acl names used in allow and deny must exist", () => {
   expectErrorsInclude(
     `version: 1\nacls:\n  office: [10.20.0.0/16]\n${withListener("    allow: [office, offce]\n    deny: [quarantine]\n").slice(11)}`,
     [
-      'proxy.yaml:8:21: listeners[0].allow[1]: no acl named "offce" in acls',
+      'proxy.yaml:8:21: listeners[0].allow[1]: no acl named "offce" in acls (did you mean office?)',
       'proxy.yaml:9:12: listeners[0].deny[0]: no acl named "quarantine" in acls',
     ],
   );
@@ -515,15 +515,65 @@ listeners:
     listen: 0.0.0.0:8080
     targets: [127.0.0.1:9001]
 `;
+  // listeners[1] fails the schema (its target), and its name is a duplicate all the same.
   expectErrors(yaml, [
     'proxy.yaml:3:16: defaults.idleTimeout: "forever" is not a duration (e.g. 500ms, 5s, 15m, 8h, 1d)',
+    'proxy.yaml:8:11: listeners[1].name: "web" is already the name of listeners[0]',
     'proxy.yaml:10:15: listeners[1].targets[0]: "127.1" is not an IPv4 address (it has 2 parts; write all four, a.b.c.d)',
     'proxy.yaml:14:5: listeners[2].conectTimeout: unknown key "conectTimeout" (did you mean connectTimeout?)',
     'proxy.yaml:16:13: listeners[3].listen: 0.0.0.0:8080 overlaps 127.0.0.1:8080 of listener "web" (listeners[0]): a wildcard address covers every address on its port',
   ]);
-  // The duplicate name of listeners[1] is reported too once its target is fixed.
-  expectErrorsInclude(yaml.replace("127.1:9000", "127.0.0.2:9000"), [
-    'proxy.yaml:8:11: listeners[1].name: "web" is already the name of listeners[0]',
+});
+
+test("one run reports both an unknown key and a missing acl, even in one listener", () => {
+  const yaml = `version: 1
+maxconnections: 100
+acls:
+  office: [10.20.0.0/16]
+listeners:
+  - name: ssh
+    listen: 127.0.0.1:2222
+    targets: [10.0.0.5:22, 10.0.0.5:22]
+    allow: [ofice]
+    maxConection: 10
+  - name: ssh
+    listen: "[::ffff:127.0.0.1]:2222"
+    targets: [10.0.0.6:22]
+    deny: [quarantine]
+    idleTimeout: never
+`;
+  expectErrors(yaml, [
+    'proxy.yaml:2:1: maxconnections: unknown key "maxconnections" (did you mean defaults.maxConnections?)',
+    "proxy.yaml:8:28: listeners[0].targets[1]: 10.0.0.5:22 is already targets[0] (give it a weight instead of listing it twice)",
+    'proxy.yaml:9:13: listeners[0].allow[0]: no acl named "ofice" in acls (did you mean office?)',
+    'proxy.yaml:10:5: listeners[0].maxConection: unknown key "maxConection" (did you mean maxConnections?)',
+    'proxy.yaml:11:11: listeners[1].name: "ssh" is already the name of listeners[0]',
+    'proxy.yaml:12:13: listeners[1].listen: [::ffff:127.0.0.1]:2222 (IPv4-mapped, so 127.0.0.1:2222) is already the address of listener "ssh" (listeners[0])',
+    'proxy.yaml:14:12: listeners[1].deny[0]: no acl named "quarantine" in acls',
+    'proxy.yaml:15:18: listeners[1].idleTimeout: "never" is not a duration (e.g. 500ms, 5s, 15m, 8h, 1d)',
+  ]);
+  // A clash with a listener whose name is itself broken names it by index only.
+  expectErrorsInclude(
+    withListener().replace("name: web", 'name: "my web"') +
+      "  - name: api\n    listen: 127.0.0.1:8080\n    targets: [127.0.0.1:9001]\n",
+    ["proxy.yaml:7:13: listeners[1].listen: 127.0.0.1:8080 is already the address of listeners[0]"],
+  );
+});
+
+test("a key written one level too high is suggested with its parent", () => {
+  expectErrors(`version: 1\nloglevel: debug\nlistner: []\n`, [
+    "proxy.yaml:1:1: listeners: is required",
+    'proxy.yaml:2:1: loglevel: unknown key "loglevel" (did you mean log.level?)',
+    'proxy.yaml:3:1: listner: unknown key "listner" (did you mean listeners?)',
+  ]);
+  expectErrors(withListener("    timezone: UTC\n    interval: 5s\n"), [
+    'proxy.yaml:6:5: listeners[0].timezone: unknown key "timezone" (did you mean schedule.timezone?)',
+    'proxy.yaml:7:5: listeners[0].interval: unknown key "interval" (did you mean healthCheck.interval?)',
+  ]);
+  // Lists are not suggested as parents ("listeners.name" is no key), and far-off words get nothing.
+  expectErrors(`${withListener()}name: web\nfrobnicate: 1\n`, [
+    'proxy.yaml:6:1: name: unknown key "name"',
+    'proxy.yaml:7:1: frobnicate: unknown key "frobnicate"',
   ]);
 });
 
@@ -559,6 +609,7 @@ test("normalisation: built-in defaults fill every gap", () => {
     admin: undefined,
     logLevel: "info",
     shutdownTimeoutMs: 30_000,
+    workers: 1,
   });
 });
 

@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import fc from "fast-check";
 import ipaddr from "ipaddr.js";
 import type { Rule } from "../../src/config/runtime.ts";
-import { compileRules, parseClientAddress } from "../../src/policy/address-match.ts";
+import { compileRules, type Match, parseClientAddress } from "../../src/policy/address-match.ts";
 import { rule } from "../support/rules.ts";
 
 const v4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((p) => p.join("."));
@@ -27,12 +27,14 @@ const v4Cidr = fc.tuple(v4, fc.nat(32)).map(([a, p]) => cidrOf(a, p));
 const v6Cidr = fc.tuple(v6, fc.nat(128)).map(([a, p]) => cidrOf(a, p));
 
 /**
- * The reference: every entry in order, with ipaddr.js doing the matching. An entry written
- * IPv4-mapped (::ffff:a.b.c.d/96 or longer) names IPv4 clients, as the matcher documents.
+ * The reference: every range of every entry, with ipaddr.js doing the matching; the longest
+ * prefix wins, the first written among equals. An entry written IPv4-mapped
+ * (::ffff:a.b.c.d/96 or longer) names IPv4 clients, as the matcher documents.
  */
 function naive(rules: Rule[], client: string): string | undefined {
   const address = ipaddr.process(client);
-  for (const r of rules) {
+  let best: { found: string; prefix: number } | undefined;
+  rules.forEach((r, index) => {
     for (const c of r.cidrs) {
       let range: ipaddr.IPv4 | ipaddr.IPv6 = c.address;
       let prefix = c.prefix;
@@ -40,11 +42,14 @@ function naive(rules: Rule[], client: string): string | undefined {
         range = (range as ipaddr.IPv6).toIPv4Address();
         prefix -= 96;
       }
-      if (range.kind() === address.kind() && address.match(range as never, prefix)) return `${r.source}|${c.text}`;
+      const matches = range.kind() === address.kind() && address.match(range as never, prefix);
+      if (matches && (!best || prefix > best.prefix)) best = { found: `${r.source}|${index}|${c.text}`, prefix };
     }
-  }
-  return undefined;
+  });
+  return best?.found;
 }
+
+const shown = (m: Match | undefined) => m && `${m.rule}|${m.index}|${m.cidr}`;
 
 const mappedCidr = fc.tuple(v4, fc.integer({ min: 96, max: 128 })).map(([a, p]) => cidrOf(`::ffff:${a}`, p));
 
@@ -67,8 +72,8 @@ describe("compiled address matcher", () => {
         const list = spec.map(([name, cidrs]) => rule(name === "" ? (cidrs[0] as string) : name, cidrs));
         const parsed = parseClientAddress(remote);
         assert.ok(parsed);
-        const found = compileRules(list).match(parsed);
-        assert.equal(found && `${found.rule}|${found.cidr}`, naive(list, remote));
+        const found = compileRules(list, "allow").match(parsed);
+        assert.equal(shown(found), naive(list, remote));
       }),
       { numRuns: 2000 },
     );
@@ -89,8 +94,8 @@ describe("compiled address matcher", () => {
           const probe = edge < 0 ? first - 1 : edge > 0 ? first + size : first + size - 1;
           if (probe < 0 || probe > 0xffffffff) return;
           const remote = [24, 16, 8, 0].map((s) => Math.floor(probe / 2 ** s) % 256).join(".");
-          const found = compileRules(list).match(parseClientAddress(remote) as never);
-          assert.equal(found && `${found.rule}|${found.cidr}`, naive(list, remote));
+          const found = compileRules(list, "allow").match(parseClientAddress(remote) as never);
+          assert.equal(shown(found), naive(list, remote));
         },
       ),
       { numRuns: 2000 },
@@ -98,25 +103,56 @@ describe("compiled address matcher", () => {
   });
 
   test("an IPv4-mapped client matches IPv4 entries; IPv4 rules never match IPv6 clients", () => {
-    const m = compileRules([rule("ten", ["10.0.0.0/8"]), rule("v6", ["2001:db8::/32"])]);
-    assert.deepEqual(m.match(parseClientAddress("::ffff:10.1.2.3") as never), { rule: "ten", cidr: "10.0.0.0/8" });
+    const m = compileRules([rule("ten", ["10.0.0.0/8"]), rule("v6", ["2001:db8::/32"])], "deny");
+    assert.deepEqual(m.match(parseClientAddress("::ffff:10.1.2.3") as never), {
+      list: "deny",
+      rule: "ten",
+      index: 0,
+      cidr: "10.0.0.0/8",
+    });
     assert.equal(m.match(parseClientAddress("::a01:203") as never), undefined);
     assert.equal(m.match(parseClientAddress("::ffff:11.1.2.3") as never), undefined);
-    assert.deepEqual(m.match(parseClientAddress("2001:db8::1") as never), { rule: "v6", cidr: "2001:db8::/32" });
-    const all4 = compileRules([rule("0.0.0.0/0", ["0.0.0.0/0"])]);
+    assert.deepEqual(m.match(parseClientAddress("2001:db8::1") as never), {
+      list: "deny",
+      rule: "v6",
+      index: 1,
+      cidr: "2001:db8::/32",
+    });
+    const all4 = compileRules([rule("0.0.0.0/0", ["0.0.0.0/0"])], "allow");
     assert.equal(all4.match(parseClientAddress("::1") as never), undefined);
     assert.ok(all4.match(parseClientAddress("127.0.0.1") as never));
   });
 
-  test("reports the first matching entry in list order", () => {
-    const m = compileRules([rule("narrow", ["10.1.0.0/16"]), rule("wide", ["10.0.0.0/8"])]);
-    assert.equal(m.match(parseClientAddress("10.1.2.3") as never)?.rule, "narrow");
-    assert.equal(m.match(parseClientAddress("10.2.2.3") as never)?.rule, "wide");
+  test("reports the most specific matching entry, wherever it is in the list", () => {
+    const m = compileRules(
+      [
+        rule("wide", ["10.0.0.0/8"]),
+        rule("office", ["192.168.0.0/16", "10.1.2.0/24"]),
+        rule("10.1.0.0/16", ["10.1.0.0/16"]),
+        rule("::ffff:10.1.2.3", ["::ffff:10.1.2.3/128"]),
+      ],
+      "deny",
+    );
+    const at = (client: string) => shown(m.match(parseClientAddress(client) as never));
+    assert.equal(at("10.2.2.3"), "wide|0|10.0.0.0/8");
+    assert.equal(at("10.1.9.9"), "10.1.0.0/16|2|10.1.0.0/16");
+    // An acl counts as the range inside it that matched: here its /24 beats the /16.
+    assert.equal(at("10.1.2.4"), "office|1|10.1.2.0/24");
+    // A mapped entry is the IPv4 /32 it stands for, the most specific of all.
+    assert.equal(at("10.1.2.3"), "::ffff:10.1.2.3|3|::ffff:a01:203/128");
+  });
+
+  test("between entries of the same range, the first written wins", () => {
+    const m = compileRules(
+      [rule("a", ["10.0.0.0/8"]), rule("b", ["10.0.0.0/8"]), rule("10.0.0.0/8", ["10.0.0.0/8"])],
+      "allow",
+    );
+    assert.equal(shown(m.match(parseClientAddress("10.9.9.9") as never)), "a|0|10.0.0.0/8");
   });
 
   test("10,000 entries compile and still answer exactly", () => {
     const cidrs = Array.from({ length: 10_000 }, (_, i) => `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`);
-    const m = compileRules([rule("blocklist", cidrs)]);
+    const m = compileRules([rule("blocklist", cidrs)], "deny");
     assert.equal(m.size, 10_000);
     assert.ok(m.match(parseClientAddress("10.39.15.77") as never));
     assert.equal(m.match(parseClientAddress("11.0.0.1") as never), undefined);

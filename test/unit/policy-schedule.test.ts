@@ -2,13 +2,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import type { Day, ScheduleWindow } from "../../src/config/runtime.ts";
-import {
-  compileSchedule,
-  compileWindows,
-  minutesOf,
-  wallClockReader,
-  windowsAdmit,
-} from "../../src/policy/schedule.ts";
+import { minutesOf } from "../../src/config/schema.ts";
+import { compileSchedule, compileWindows, wallClockReader, windowsAdmit } from "../../src/policy/schedule.ts";
 
 const DAYS: Day[] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const WEEK = 7 * 1440;

@@ -18,7 +18,7 @@ const silent = pino({ level: "silent" });
 function slowGateway() {
   const applied: RuntimeConfig[] = [];
   const waiting: { finish: (error?: Error) => void }[] = [];
-  let running: RuntimeConfig = { listeners: [], admin: undefined, logLevel: "info", shutdownTimeoutMs: 0 };
+  let running: RuntimeConfig = { listeners: [], admin: undefined, logLevel: "info", shutdownTimeoutMs: 0, workers: 1 };
   const gateway: ConfigApplier = {
     plan: (next) => planReload(running, next, [], Date.now()),
     apply(config) {
