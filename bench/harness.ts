@@ -36,7 +36,7 @@ import { reloadUnderLoad } from "./lib/reload-under-load.ts";
 import { FIGURES, markdownTable, record, type Samples, summarise } from "./lib/report.ts";
 import { allowList, denyList } from "./lib/rule-lists.ts";
 
-const TESTS = ["bulk", "rate", "persistent", "idle", "admission", "reload", "front"] as const;
+const TESTS = ["bulk", "rate", "persistent", "idle", "admission", "reload", "front", "filter"] as const;
 const ALL_PROXIES: ProxyName[] = ["direct", "tcpgate", "haproxy", "node-pipe"];
 
 function settings() {
@@ -335,6 +335,72 @@ async function front(setup: ProxySetup, s: Settings, round: number, ports: Recor
   }
 }
 
+/** The filter a listener pays for at least: one call per chunk each way, nothing changed. */
+const PASS_THROUGH_FILTER = "export default () => ({ up: (chunk) => chunk, down: (chunk) => chunk });\n";
+
+type FilterPorts = Record<"iperf" | "redis", { plain: number; filtered: number }>;
+
+/**
+ * One tcpgate with a listener with and one without a pass-through filter in front of
+ * iperf3 and of redis; each side runs twice, A B B A (B A A B in odd rounds), as admission.
+ */
+async function filterCost(setup: ProxySetup, s: Settings, round: number, ports: FilterPorts, tools: Set<string>) {
+  const module = join(setup.dir, "pass-through.mjs");
+  writeFileSync(module, PASS_THROUGH_FILTER, { mode: 0o644 });
+  const filter = `    filter: {module: ${JSON.stringify(module)}}`;
+  const yaml = tcpgateYaml([
+    { name: "iperf-plain", listen: ports.iperf.plain, target: setup.backends.iperf },
+    { name: "iperf-filtered", listen: ports.iperf.filtered, target: setup.backends.iperf, extra: filter },
+    { name: "redis-plain", listen: ports.redis.plain, target: setup.backends.redis },
+    { name: "redis-filtered", listen: ports.redis.filtered, target: setup.backends.redis, extra: filter },
+  ]);
+  const child = startTcpgateWith(setup, "tcpgate-filter", yaml);
+  const order: ("plain" | "filtered")[] =
+    round % 2 ? ["filtered", "plain", "plain", "filtered"] : ["plain", "filtered", "filtered", "plain"];
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+  const recordSides = (id: string, runs: Record<"plain" | "filtered", { value: number; cpu: number }[]>) => {
+    const value = { plain: mean(runs.plain.map((r) => r.value)), filtered: mean(runs.filtered.map((r) => r.value)) };
+    record(samples, `flt.${id}.plain`, "tcpgate", value.plain);
+    record(samples, `flt.${id}.filtered`, "tcpgate", value.filtered);
+    record(samples, `flt.${id}.ratio`, "tcpgate", value.filtered / value.plain);
+    record(
+      samples,
+      `flt.${id}.cpuRatio`,
+      "tcpgate",
+      mean(runs.filtered.map((r) => r.cpu)) / mean(runs.plain.map((r) => r.cpu)),
+    );
+  };
+  try {
+    await waitForPort(ports.redis.filtered, "tcpgate (filter)", child);
+    if (tools.has("iperf3")) {
+      const runs: Record<"plain" | "filtered", { value: number; cpu: number }[]> = { plain: [], filtered: [] };
+      for (const which of order) {
+        const { result, cpu } = await measured(child.pid, () => iperf3(ports.iperf[which], s.seconds, 1, false));
+        runs[which].push({ value: result.gbps, cpu: (cpu ?? 0) / (result.bytes / 1e9) });
+        say(`  tcpgate filter, bulk ${which}: ${result.gbps.toFixed(2)} Gbit/s`);
+        await sleep(300);
+      }
+      recordSides("bulk", runs);
+    }
+    if (tools.has("redis-benchmark") && tools.has("redis-server")) {
+      for (const pipeline of [1, 16]) {
+        const requests = await redisRequestsFor(ports.redis.plain, s.seconds, pipeline);
+        const runs: Record<"plain" | "filtered", { value: number; cpu: number }[]> = { plain: [], filtered: [] };
+        for (const which of order) {
+          const { result, cpu } = await measured(child.pid, () =>
+            redisGet(ports.redis[which], requests, pipeline, s.seconds),
+          );
+          runs[which].push({ value: result.rps, cpu: ((cpu ?? 0) / result.requests) * 1e6 });
+          say(`  tcpgate filter, redis -P ${pipeline} ${which}: ${result.rps.toFixed(0)} req/s`);
+        }
+        recordSides(`redis${pipeline}`, runs);
+      }
+    }
+  } finally {
+    await stopChild(child);
+  }
+}
+
 async function reload(setup: ProxySetup, s: Settings, round: number, ports: { steady: number; a: number; b: number }) {
   const movingPort = (i: number) => (i % 2 === 0 ? ports.a : ports.b);
   const render = (i: number) =>
@@ -459,6 +525,7 @@ async function main(): Promise<void> {
     admission: ["wrk", "nginx"],
     reload: [],
     front: [],
+    filter: [],
   };
   const tests = s.tests.filter((t) => {
     const missing = (need[t] ?? []).filter((tool) => !tools.has(tool));
@@ -468,7 +535,7 @@ async function main(): Promise<void> {
   if (tests.includes("persistent") && !tools.has("redis-benchmark"))
     note("redis-benchmark not installed: no redis rows");
 
-  const [iperf, http, redis, echo, ...rest] = await freePorts(4 + 3 * 4 + 2 + 3 + 3);
+  const [iperf, http, redis, echo, ...rest] = await freePorts(4 + 3 * 4 + 2 + 3 + 3 + 4);
   const take = (): number => {
     const port = rest.shift();
     if (port === undefined) throw new Error("out of ports");
@@ -486,6 +553,10 @@ async function main(): Promise<void> {
   const admissionPorts = { open: take(), ruled: take() };
   const reloadPorts = { steady: take(), a: take(), b: take() };
   const frontPorts = { plain: take(), proxy: take(), routes: take() };
+  const filterPorts: FilterPorts = {
+    iperf: { plain: take(), filtered: take() },
+    redis: { plain: take(), filtered: take() },
+  };
 
   say(`backends on 127.0.0.1: ${JSON.stringify(backends)}`);
   await startBackends(dir, backends, tools);
@@ -495,12 +566,14 @@ async function main(): Promise<void> {
     say(`round ${round + 1}/${s.rounds}: ${order.join(", ")}`);
     for (const test of tests) {
       if (stopping) break;
-      if (test === "admission" || test === "reload" || test === "front") {
+      if (test === "admission" || test === "reload" || test === "front" || test === "filter") {
         if (!proxies.includes("tcpgate")) continue;
         say(`round ${round + 1}: ${test}`);
         if (test === "admission")
           await attempt(`round ${round + 1} admission`, () => admission(setup, s, round, admissionPorts));
         else if (test === "front") await attempt(`round ${round + 1} front`, () => front(setup, s, round, frontPorts));
+        else if (test === "filter")
+          await attempt(`round ${round + 1} filter`, () => filterCost(setup, s, round, filterPorts, tools));
         else await attempt(`round ${round + 1} reload`, () => reload(setup, s, round, reloadPorts));
         continue;
       }

@@ -117,7 +117,7 @@ export class Gateway {
         config: l.config,
         targets: l.pools.flatMap(({ route, targets }) =>
           targets.map((t) => ({
-            ...(route !== undefined && { route }),
+            route,
             key: t.config.key,
             up: t.up,
             open: t.open,

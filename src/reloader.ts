@@ -3,8 +3,8 @@
 // reported under the newest trigger. The reloader knows the gateway only as something
 // that can plan and apply a config.
 
-import { describePlan } from "./config/diff.ts";
-import { type LoadOptions, type LoadResult, loadConfigFile, parseConfig } from "./config/load.ts";
+import { describePlan, isEmptyPlan } from "./config/diff.ts";
+import { type LoadOptions, type LoadResult, loadConfigFile, parseConfig, withFilters } from "./config/load.ts";
 import type { RuntimeConfig } from "./config/runtime.ts";
 import { BindError } from "./endpoint.ts";
 import type { Logger } from "./log.ts";
@@ -109,10 +109,12 @@ export class Reloader {
   /**
    * What applying text (a config file's content) would do, without applying it. Relative
    * paths in it resolve against the running config's folder, as they would once it
-   * replaced that file.
+   * replaced that file. Its filter modules are loaded, as the apply would load them.
    */
   async plan(text: string): Promise<PlanResult> {
-    const loaded = parseConfig(text, this.path);
+    const parsed = parseConfig(text, this.path);
+    if (!parsed.ok) return parsed;
+    const loaded = await withFilters(parsed, this.path, this.loadOptions);
     if (!loaded.ok) return loaded;
     return { ok: true, plan: (await this.gateway.plan(loaded.config)).plan, sha256: loaded.sha256 };
   }
@@ -131,7 +133,8 @@ export class Reloader {
     if (this.closed) return rejected(["shutting down: no reload is applied any more"]);
     const loaded: LoadResult = await loadConfigFile(this.path, this.loadOptions);
     if (!loaded.ok) return rejected(loaded.errors);
-    if (loaded.sha256 === this.sha256) {
+    // The same file may still name a filter module whose content changed since.
+    if (loaded.sha256 === this.sha256 && isEmptyPlan((await this.gateway.plan(loaded.config)).changes)) {
       this.log.info({ trigger }, "reload: unchanged");
       return outcome({ outcome: "unchanged", summary: "the file is unchanged", changes: [], errors: [] });
     }

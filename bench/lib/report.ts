@@ -96,7 +96,21 @@ export const FIGURES: FigureSpec[] = [
   f("fr.plain.cpu", "7 front of house", "tcpgate CPU per connection, plain", "µs", "↓", 1, "median", false),
   f("fr.proxy.cpu", "7 front of house", "tcpgate CPU per connection, acceptProxy", "µs", "↓", 1, "median", false),
   f("fr.routes.cpu", "7 front of house", "tcpgate CPU per connection, routes", "µs", "↓", 1, "median", false),
+  ...filterFigures("bulk", "iperf3, 1 stream", "Gbit/s", 2),
+  ...filterFigures("redis1", "redis-benchmark GET, -c 50", "req/s", 0),
+  ...filterFigures("redis16", "redis-benchmark GET, -c 50 -P 16", "req/s", 0),
 ];
+
+/** A pass-through filter against none, on one tcpgate: each side, and filtered ÷ plain for it and for CPU per unit. */
+function filterFigures(id: string, what: string, unit: string, digits: number): FigureSpec[] {
+  const test = "8 filter";
+  return [
+    f(`flt.${id}.plain`, test, `${what}, no filter`, unit, "↑", digits, "median", false),
+    f(`flt.${id}.filtered`, test, `${what}, pass-through filter`, unit, "↑", digits, "median", false),
+    f(`flt.${id}.ratio`, test, `${what}: filtered ÷ no filter`, "×", "↑", 2, "median", false),
+    f(`flt.${id}.cpuRatio`, test, `${what}: tcpgate CPU per unit, filtered ÷ no filter`, "×", "↓", 2, "median", false),
+  ];
+}
 
 export type Samples = Record<string, Partial<Record<ProxyName, number[]>>>;
 

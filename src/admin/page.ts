@@ -139,7 +139,9 @@ const SCRIPT = String.raw`
   var filter = "";
   var allReloads = false;
   var shownReloads = "";
-  var api = { render: render, lastRenderMs: 0 };
+  // For tests: render() draws a given /status document and returns how long it took;
+  // paused stops the page from drawing what it fetches.
+  var api = { render: render, lastRenderMs: 0, paused: false };
   window.tcpgate = api;
 
   function byId(id) { return document.getElementById(id); }
@@ -240,13 +242,12 @@ const SCRIPT = String.raw`
       var sha = add(tr, "td", "mono hide-narrow", r.sha256 ? String(r.sha256).slice(0, 12) : "–");
       if (r.sha256) sha.title = String(r.sha256);
       var what = add(tr, "td");
+      // The errors, else each change, else the one-line summary.
       var errors = asLines(r.errors);
+      var changes = asLines(r.changes);
       if (errors.length > 0) lines(what, errors, "error");
-      else {
-        var summary = asLines(r.summary !== undefined ? r.summary : r.changes);
-        if (summary.length > 0) lines(what, summary, "");
-        else add(what, "span", "muted", r.outcome === "unchanged" ? "same file as running" : "no change");
-      }
+      else if (changes.length > 0) lines(what, changes, "");
+      else add(what, "span", "muted", r.summary || (r.outcome === "unchanged" ? "same file as running" : "no change"));
       return tr;
     });
     body.replaceChildren.apply(body, rows);
@@ -405,17 +406,37 @@ const SCRIPT = String.raw`
     }
   }
 
+  // A card is built in two steps. card() makes it with its name, address and state, enough
+  // to find it; fill() writes its figures, targets and rules once it is near the screen (at
+  // once for those in view), so that 200 listeners cost what the dozen on screen cost.
+  var NEAR_PX = 800;
+  var nearScreen = new IntersectionObserver(function (entries) {
+    entries.forEach(function (entry) { if (entry.isIntersecting) fill(entry.target); });
+  }, { rootMargin: NEAR_PX + "px 0px" });
+
   function card(l) {
     var node = CARD.cloneNode(true);
-    var s = slots(node);
     var serving = l.state === "serving";
     if (!serving) node.classList.add("draining");
     node.setAttribute("data-listener", String(l.name));
     node.setAttribute("data-state", String(l.state));
-    s.name.textContent = l.name;
-    s.state.textContent = l.state;
-    s.state.className = "badge " + (serving ? "ok" : "warn");
-    s.listen.textContent = l.listen;
+    var head = node.firstElementChild;
+    head.firstElementChild.textContent = l.name;
+    head.children[1].textContent = l.state;
+    head.children[1].className = "badge " + (serving ? "ok" : "warn");
+    head.lastElementChild.textContent = l.listen;
+    node.searchText = (String(l.name) + " " + String(l.listen)).toLowerCase();
+    node.unfilled = l;
+    nearScreen.observe(node);
+    return node;
+  }
+
+  function fill(node) {
+    var l = node.unfilled;
+    if (!l) return;
+    node.unfilled = null;
+    nearScreen.unobserve(node);
+    var s = slots(node);
     load(s, l);
     figure(s.accepted, l.accepted, count(l.accepted));
     figure(s.closed, l.closed, count(l.closed));
@@ -427,8 +448,18 @@ const SCRIPT = String.raw`
     refused(s, l.refused || {});
     targets(s, l);
     rules(s, l.rules);
-    node.searchText = (String(l.name) + " " + String(l.listen)).toLowerCase();
-    return node;
+  }
+
+  /** Fills the cards in or near the view now, rather than a frame later: all reads, then all writes. */
+  function fillNearScreen() {
+    var top = -NEAR_PX, bottom = window.innerHeight + NEAR_PX;
+    var near = [];
+    cards.forEach(function (c) {
+      if (!c.node.unfilled || c.node.hidden) return;
+      var box = c.node.getBoundingClientRect();
+      if (box.bottom > top && box.top < bottom) near.push(c.node);
+    });
+    near.forEach(fill);
   }
 
   // Cards are rebuilt only for listeners whose part of /status changed, and moved only
@@ -454,9 +485,11 @@ const SCRIPT = String.raw`
     while (at) {
       var stale = at;
       at = at.nextSibling;
+      nearScreen.unobserve(stale);
       container.removeChild(stale);
     }
     applyFilter();
+    fillNearScreen();
   }
 
   function applyFilter() {
@@ -515,6 +548,7 @@ const SCRIPT = String.raw`
         return res.json();
       })
       .then(function (s) {
+        if (api.paused) return;
         answered(s);
         render(s);
       }, function (error) {
@@ -537,6 +571,7 @@ const SCRIPT = String.raw`
   byId("filter").addEventListener("input", function (event) {
     filter = String(event.target.value).trim().toLowerCase();
     applyFilter();
+    fillNearScreen();
   });
   poll();
 })();

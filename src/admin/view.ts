@@ -5,8 +5,8 @@ import type { ListenerCounters } from "../proxy/listener.ts";
 import type { RuleHitsSnapshot } from "../proxy/rule-hits.ts";
 
 export interface TargetView {
-  /** The route whose pool holds the target; absent for the listener's own targets. */
-  readonly route?: string;
+  /** The route whose pool holds the target; undefined for the listener's own targets. */
+  readonly route: string | undefined;
   readonly key: string;
   readonly up: boolean;
   readonly open: number;

@@ -28,7 +28,11 @@ export async function runPlan(argv: string[]): Promise<number> {
     throw new UsageError(`--admin "${values.admin}" is not an http://host:port URL or a unix:/path`);
   }
 
-  const loaded = await loadConfigFile(values.config, { insecure: values["insecure-config"] ?? false });
+  // Filter modules are the instance's to load, relative to its own config's folder.
+  const loaded = await loadConfigFile(values.config, {
+    insecure: values["insecure-config"] ?? false,
+    skipFilters: true,
+  });
   if (!loaded.ok) {
     for (const line of loaded.errors) process.stderr.write(`${line}\n`);
     return 1;

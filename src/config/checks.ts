@@ -31,19 +31,12 @@ interface ListenerParts {
   readonly targets: readonly (HostPort | undefined)[];
   readonly allow: unknown;
   readonly deny: unknown;
+  readonly routes: unknown;
   readonly acceptProxyFrom: unknown;
-  /** Whether the listener has targets or routes (it needs one or both). */
-  readonly goesSomewhere: boolean;
-  readonly routes: readonly RouteParts[];
 }
 
-interface RouteParts {
-  readonly targets: readonly (HostPort | undefined)[];
-  /** Server names that are strings; undefined for the others (the schema reports them). */
-  readonly sni: readonly (string | undefined)[];
-}
-
-function targetParts(list: unknown): (HostPort | undefined)[] {
+/** A target list's addresses by index; undefined for an entry whose address does not parse. */
+function targetAddresses(list: unknown): (HostPort | undefined)[] {
   return listAt(list).map((t) => {
     const address = isMap(t) ? t.address : t;
     return typeof address === "string" ? parsedOrUndefined(parseTargetAddress(address)) : undefined;
@@ -59,15 +52,11 @@ function listenerParts(data: unknown): ListenerParts[] {
       name: name.success ? name.data : undefined,
       listen: typeof raw.listen === "string" ? parsedOrUndefined(parseListenAddress(raw.listen)) : undefined,
       listenText: String(raw.listen),
-      targets: targetParts(raw.targets),
+      targets: targetAddresses(raw.targets),
       allow: raw.allow,
       deny: raw.deny,
+      routes: raw.routes,
       acceptProxyFrom: isMap(raw.acceptProxy) ? raw.acceptProxy.from : undefined,
-      goesSomewhere: raw.targets !== undefined || raw.routes !== undefined,
-      routes: listAt(raw.routes).map((r) => ({
-        targets: targetParts(isMap(r) ? r.targets : undefined),
-        sni: listAt(isMap(r) ? r.sni : undefined).map((n) => (typeof n === "string" ? n : undefined)),
-      })),
     };
   });
 }
@@ -89,8 +78,8 @@ export function crossFieldIssues(data: unknown): SourceIssue[] {
     ...nameIssues(listeners),
     ...addressIssues(listeners),
     ...adminAddressIssues(data, listeners),
+    ...requiredTargetIssues(data),
     ...listeners.flatMap((l, index) => targetIssues(l, index)),
-    ...routeNameIssues(listeners),
     ...protoAclIssues(data),
   ];
   if (acls) {
@@ -182,14 +171,47 @@ function clashMessage(address: HostPort, clash: Bound, written: string): string 
   return `${shown} overlaps ${theirs} of ${other}: a wildcard address covers every address on its port`;
 }
 
-/** A listener needs targets, routes or both; no target twice in one list (its own, or a route's). */
+/** A listener needs targets, routes or both: judged on the raw file, so it is said however broken the rest is. */
+function requiredTargetIssues(data: unknown): SourceIssue[] {
+  if (!isMap(data)) return [];
+  return listAt(data.listeners).flatMap((l, index) =>
+    isMap(l) && l.targets === undefined && l.routes === undefined
+      ? [{ path: ["listeners", index, "targets"], message: "is required (or routes, or both)" }]
+      : [],
+  );
+}
+
+/** No target twice in one list; no server name in two routes. */
 function targetIssues(l: ListenerParts, index: number): SourceIssue[] {
   const at: Path = ["listeners", index];
-  if (!l.goesSomewhere) return [{ path: [...at, "targets"], message: "is required (or routes, or both)" }];
   return [
     ...duplicateTargets(l.targets, [...at, "targets"]),
-    ...l.routes.flatMap((r, i) => duplicateTargets(r.targets, [...at, "routes", i, "targets"])),
+    ...listAt(l.routes).flatMap((r, i) =>
+      isMap(r) ? duplicateTargets(targetAddresses(r.targets), [...at, "routes", i, "targets"]) : [],
+    ),
+    ...duplicateNames(l.routes, at),
   ];
+}
+
+/** A name in a later route than the first to list it could never be reached: first match wins. */
+function duplicateNames(routes: unknown, at: Path): SourceIssue[] {
+  const issues: SourceIssue[] = [];
+  const first = new Map<string, number>();
+  listAt(routes).forEach((r, i) => {
+    if (!isMap(r)) return;
+    listAt(r.sni).forEach((name, j) => {
+      if (typeof name !== "string") return;
+      const lower = name.toLowerCase();
+      const earlier = first.get(lower);
+      if (earlier === undefined) first.set(lower, i);
+      else
+        issues.push({
+          path: [...at, "routes", i, "sni", j],
+          message: `${name} is already taken by routes[${earlier}] (the first match wins)`,
+        });
+    });
+  });
+  return issues;
 }
 
 function duplicateTargets(targets: readonly (HostPort | undefined)[], path: Path): SourceIssue[] {
@@ -205,27 +227,6 @@ function duplicateTargets(targets: readonly (HostPort | undefined)[], path: Path
         path: [...path, i],
         message: `${key} is already targets[${first}] (give it a weight instead of listing it twice)`,
       });
-  });
-  return issues;
-}
-
-/** A server name in a later route than the first to list it could never be reached: the first match wins. */
-function routeNameIssues(listeners: ListenerParts[]): SourceIssue[] {
-  const issues: SourceIssue[] = [];
-  listeners.forEach((l, index) => {
-    const first = new Map<string, number>();
-    l.routes.forEach((r, i) => {
-      r.sni.forEach((name, j) => {
-        if (name === undefined) return;
-        const earlier = first.get(name.toLowerCase());
-        if (earlier === undefined) first.set(name.toLowerCase(), i);
-        else
-          issues.push({
-            path: ["listeners", index, "routes", i, "sni", j],
-            message: `${name} is already taken by routes[${earlier}] (the first match wins)`,
-          });
-      });
-    });
   });
   return issues;
 }

@@ -8,6 +8,7 @@ import { workersUnsupported } from "../workers/support.ts";
 import { crossFieldIssues } from "./checks.ts";
 import { count, describe } from "./describe.ts";
 import { unsafeConfigReason } from "./file-safety.ts";
+import { type FilterLoadOptions, loadFilters } from "./filter-load.ts";
 import { normalise, type RuntimeConfig } from "./runtime.ts";
 import { configSchema } from "./schema.ts";
 import { closest } from "./suggest.ts";
@@ -28,6 +29,8 @@ export type LoadResult =
 export interface LoadOptions {
   /** Skip the ownership and permission check (--insecure-config). */
   readonly insecure?: boolean;
+  /** Leave filter modules unloaded: `tcpgate plan` checks the file, the instance loads them. */
+  readonly skipFilters?: boolean;
 }
 
 export async function loadConfigFile(path: string, options: LoadOptions = {}): Promise<LoadResult> {
@@ -52,7 +55,8 @@ export async function loadConfigFile(path: string, options: LoadOptions = {}): P
   } catch (error) {
     return { ok: false, errors: [`${path}: cannot read the config: ${readFailure(error)}`] };
   }
-  return parseConfig(bytes, path);
+  const parsed = parseConfig(bytes, path);
+  return parsed.ok && !options.skipFilters ? withFilters(parsed, path, options) : parsed;
 }
 
 function readFailure(error: unknown): string {
@@ -70,6 +74,21 @@ const sources = new WeakMap<RuntimeConfig, { readonly text: string; readonly fil
 /** The text a config was parsed from and the file it names: each worker parses it again. */
 export function configSource(config: RuntimeConfig): { readonly text: string; readonly file: string } | undefined {
   return sources.get(config);
+}
+
+/**
+ * Loads the filter modules a parsed config names (config/filter-load.ts). The config that
+ * comes out is a new object: it keeps the text it was parsed from, for the workers.
+ */
+export async function withFilters(
+  result: LoadResult & { ok: true },
+  file: string,
+  options: FilterLoadOptions = {},
+): Promise<LoadResult> {
+  const loaded = await loadFilters(result, file, options);
+  const source = sources.get(result.config);
+  if (loaded.ok && source) sources.set(loaded.config, source);
+  return loaded;
 }
 
 export function parseConfig(bytes: Uint8Array | string, file: string): LoadResult {

@@ -63,6 +63,30 @@ export interface RouteConfig {
   readonly proxyProtocol: "v1" | "v2" | undefined;
 }
 
+/**
+ * A filter module's default export. What it is called with and what it returns is the
+ * proxy's business (proxy/filter-stream.ts); the config only carries it.
+ */
+export type FilterFactory = (options: unknown, bridge: unknown) => unknown;
+
+/** A filter module as loaded: read, checked and imported (config/filter-load.ts). */
+export interface LoadedFilter {
+  /** Absolute path of the module file. */
+  readonly path: string;
+  /** Of the module file's content: a changed file is a new module. */
+  readonly sha256: string;
+  readonly create: FilterFactory;
+}
+
+export interface FilterSetting {
+  /** As written: relative to the config file's folder. */
+  readonly module: string;
+  /** Any YAML value, handed to create(). */
+  readonly options: unknown;
+  /** Set by loadFilters; a config that runs always has it. */
+  readonly loaded: LoadedFilter | undefined;
+}
+
 export interface ListenerConfig {
   readonly name: string;
   readonly listen: HostPort;
@@ -89,6 +113,7 @@ export interface ListenerConfig {
   readonly recheck: boolean;
   /** Peers that must send a PROXY header, and how long they have for it. */
   readonly acceptProxy: { readonly from: readonly Rule[]; readonly timeoutMs: number } | undefined;
+  readonly filter: FilterSetting | undefined;
 }
 
 export interface AdminConfig {
@@ -167,6 +192,7 @@ export function normalise(raw: RawConfig): RuntimeConfig {
       inspect: l.inspect ?? false,
       recheck: l.recheck ?? defaults.recheck ?? false,
       acceptProxy: acceptProxy(l.acceptProxy ?? defaults.acceptProxy),
+      filter: filterSetting(l.filter ?? defaults.filter),
     };
   };
 
@@ -187,6 +213,10 @@ export function normalise(raw: RawConfig): RuntimeConfig {
     shutdownTimeoutMs: ms(raw.shutdownTimeout, BUILT_IN_DEFAULTS.shutdownTimeoutMs),
     workers: resolveWorkers(raw.workers),
   });
+}
+
+function filterSetting(raw: RawListener["filter"]): FilterSetting | undefined {
+  return raw && { module: raw.module, options: raw.options, loaded: undefined };
 }
 
 /** ["mon-wed", "sat"] → mon, tue, wed, sat; a range that wraps ("fri-mon") crosses Sunday. */

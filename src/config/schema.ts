@@ -164,6 +164,19 @@ const acceptProxy = z
   })
   .strict();
 
+const filter = z
+  .object({
+    module: text("a path to an ES module")
+      .min(1)
+      .meta(
+        about(
+          "The filter's ES module, relative to the config file's folder; its default export is create(options, bridge).",
+        ),
+      ),
+    options: z.unknown().optional().meta(about("Any YAML value, handed to create() as its first argument.")),
+  })
+  .strict();
+
 /** Settings a listener inherits from `defaults` unless it sets its own. */
 const inheritable = {
   connectTimeout: duration
@@ -193,6 +206,13 @@ const inheritable = {
     .meta(
       about(
         "Peers in `from` must start with a PROXY v1 or v2 header; its source is then the client. Others are clients themselves.",
+      ),
+    ),
+  filter: filter
+    .optional()
+    .meta(
+      about(
+        "Inspect, block or rewrite the bytes of each bridge with an ES module. A listener's filter replaces the one in defaults.",
       ),
     ),
 };

@@ -33,6 +33,7 @@ function listenerLines(l: ListenerConfig): string[] {
     l.maxConnectionsPerClient !== undefined && `${l.maxConnectionsPerClient} per client`,
   ].filter(Boolean);
   if (limits.length > 0) lines.push(`    limits: ${limits.join(", ")}`);
+  if (l.filter) lines.push(`    filter: ${l.filter.loaded?.path ?? l.filter.module}`);
   return lines;
 }
 

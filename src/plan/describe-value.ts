@@ -28,6 +28,12 @@ export function describeValue(key: string, value: unknown): string | string[] {
       const h = value as { intervalMs: number; timeoutMs: number; fall: number; rise: number };
       return `interval ${formatDuration(h.intervalMs)}, timeout ${formatDuration(h.timeoutMs)}, fall ${h.fall}, rise ${h.rise}`;
     }
+    case "filter": {
+      // The module's content is part of the value: a changed file is a changed filter.
+      const f = value as { module: string; options?: unknown; loaded?: { sha256: string } };
+      const options = f.options === undefined ? "" : ` options ${JSON.stringify(f.options)}`;
+      return `${f.module}${f.loaded ? ` (sha256 ${f.loaded.sha256.slice(0, 12)})` : ""}${options}`;
+    }
     case "admin": {
       // A Unix socket's mode is who may use it: a change of mode alone must show.
       const a = value as { listenKey: string; allow: { source: string }[]; mode: number };

@@ -39,7 +39,8 @@ export interface OpenCounts {
 }
 
 export interface Policy {
-  decide(client: ClientAddress, nowMs: number, open: OpenCounts): Decision;
+  /** trusted: a load balancer's own connection (PROXY v2 LOCAL), held to the limits only. */
+  decide(client: ClientAddress, nowMs: number, open: OpenCounts, trusted?: boolean): Decision;
   /** Whether acceptProxy names this peer: its connection must start with a PROXY header. */
   sendsProxyHeader(peer: ClientAddress): boolean;
   /** The compiled lists and schedule decide() asks: explain reads the same ones. */
@@ -68,7 +69,6 @@ export function compilePolicy(config: ListenerConfig): Policy {
   const allow: AddressMatcher | undefined = config.allow.length > 0 ? compileRules(config.allow, "allow") : undefined;
   const schedule: Schedule | undefined =
     config.schedule && compileSchedule(config.schedule.timezone, config.schedule.windows);
-  // Who may send a PROXY header: matched like an allow list (its hits are not counted).
   const proxyFrom: AddressMatcher | undefined = config.acceptProxy && compileRules(config.acceptProxy.from, "allow");
   const { maxConnections, maxConnectionsPerClient } = config;
   return {
@@ -76,15 +76,17 @@ export function compilePolicy(config: ListenerConfig): Policy {
     allow,
     schedule,
     sendsProxyHeader: (peer) => proxyFrom?.match(peer) !== undefined,
-    decide(client, nowMs, open) {
-      const denied = deny?.match(client);
-      if (denied) return refuse("deny", describeMatch(denied), denied);
+    decide(client, nowMs, open, trusted = false) {
       let allowed: Match | undefined;
-      if (allow) {
-        allowed = allow.match(client);
-        if (!allowed) return refuse("allow", "no allow entry matches", undefined);
+      if (!trusted) {
+        const denied = deny?.match(client);
+        if (denied) return refuse("deny", describeMatch(denied), denied);
+        if (allow) {
+          allowed = allow.match(client);
+          if (!allowed) return refuse("allow", "no allow entry matches", undefined);
+        }
+        if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window", allowed);
       }
-      if (schedule && !schedule.isOpen(nowMs)) return refuse("schedule", "outside every window", allowed);
       if (maxConnections !== undefined && open.total >= maxConnections) {
         return refuse("limit", `maxConnections ${maxConnections} reached`, allowed);
       }

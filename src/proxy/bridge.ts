@@ -4,6 +4,8 @@
 // target is joined (reading a ClientHello, dialing) is done by others, who watch signal.
 import type { Socket } from "node:net";
 import type { ListenerConfig } from "../config/runtime.ts";
+import { type FilterEndReason, filterBridge } from "./filter-stream.ts";
+import { forward } from "./forward.ts";
 import type { Inspector } from "./inspect.ts";
 
 export type EndReason =
@@ -18,7 +20,8 @@ export type EndReason =
   | "shutdown"
   | "recheck"
   /** Refused after admission: no route for the client's ClientHello (refusal says why). */
-  | "route";
+  | "route"
+  | FilterEndReason;
 
 export interface BridgeEnd {
   readonly listener: string;
@@ -38,7 +41,10 @@ export interface BridgeEnd {
   readonly refusal?: string;
 }
 
-export type BridgeSettings = Pick<ListenerConfig, "name" | "idleTimeoutMs" | "maxDurationMs" | "halfCloseTimeoutMs">;
+export type BridgeSettings = Pick<
+  ListenerConfig,
+  "name" | "idleTimeoutMs" | "maxDurationMs" | "halfCloseTimeoutMs" | "filter"
+>;
 
 /** The client as admission saw it: the PROXY header's source when one was read, else the peer. */
 export interface BridgeClient {
@@ -156,8 +162,28 @@ export class Bridge {
       this.targetClosed = true;
       this.maybeFinish();
     });
-    forward(client, target, () => this.onHalfClose("client-closed"));
-    forward(target, client, () => this.onHalfClose("target-closed"));
+    const clientEnded = () => this.onHalfClose("client-closed");
+    const targetEnded = () => this.onHalfClose("target-closed");
+    const filter = this.settings.filter;
+    if (filter) {
+      const facts = {
+        listener: this.settings.name,
+        client: this.clientAddress,
+        clientPort: this.clientPort,
+        target: joined.target,
+      };
+      filterBridge(filter, facts, client, target, {
+        clientEnded,
+        targetEnded,
+        close: (reason, error) => {
+          if (error) this.errors.push(error);
+          this.finish(reason);
+        },
+      });
+    } else {
+      forward(client, target, clientEnded);
+      forward(target, client, targetEnded);
+    }
     const inspector = this.inspector;
     if (inspector) {
       client.on("data", (chunk: Buffer) => inspector("up", chunk));
@@ -237,34 +263,4 @@ export class Bridge {
       this,
     );
   }
-}
-
-const NOTHING = Buffer.alloc(0);
-
-/**
- * Copies from one socket to the other with backpressure, and passes a FIN on as a FIN.
- * A bare pipe() would end the destination on error too, and hide which side ended first.
- */
-function forward(from: Socket, to: Socket, onEnd: () => void): void {
-  from.on("data", (chunk: Buffer) => {
-    if (!to.write(chunk)) from.pause();
-  });
-  to.on("drain", () => from.resume());
-  from.on("end", () => {
-    // libuv reports a reset that arrives behind unread data as a plain EOF (POLLHUP after
-    // a partial read), so a truncated upload would reach the other side as a clean FIN. A
-    // zero-byte write asks the kernel: it fails on a reset socket (the error event then
-    // ends the bridge as a reset) and sends nothing on a live one. With writes pending,
-    // their own failure reports the reset; the probe would only wait behind them.
-    if (from.writableEnded || from.writableLength > 0) {
-      to.end();
-      onEnd();
-      return;
-    }
-    from.write(NOTHING, (error) => {
-      if (error) return;
-      to.end();
-      onEnd();
-    });
-  });
 }

@@ -8,7 +8,6 @@ import type { OpenBridge } from "../plan/plan.ts";
 import { type ClientAddress, parseClientAddress } from "../policy/address-match.ts";
 import {
   compilePolicy,
-  type Decision,
   limitRefusal,
   type Policy,
   REFUSAL_REASONS,
@@ -48,9 +47,6 @@ export function addCounters(...all: ListenerCounters[]): ListenerCounters {
     bytesDownClosed: sum((c) => c.bytesDownClosed),
   };
 }
-
-/** A balancer's own connection (PROXY v2 LOCAL): past deny, allow and schedule, to the limits. */
-const TRUSTED: Decision = { admit: true, entry: undefined };
 
 /** Bridges younger than this get no keep-alive: they are likely to end on their own soon. */
 const KEEP_ALIVE_AFTER_MS = 1_000;
@@ -270,9 +266,8 @@ export class Listener {
   private admit(socket: Socket, arrival: Arrival): void {
     const client = arrival.client;
     const now = Date.now();
-    // A balancer's own connection (v2 LOCAL) is trusted: no deny, allow or schedule; the limits hold.
     // Limits are counted by the slots, which check and take in one step (exact across workers).
-    let decision = arrival.trusted ? TRUSTED : this.policy.decide(client, now, UNCOUNTED);
+    let decision = this.policy.decide(client, now, UNCOUNTED, arrival.trusted);
     // An allow entry counts the clients it let past the allow step, whatever limits decide.
     if (decision.entry) this.hits.record(decision.entry, now);
     const taken = decision.admit ? this.slots.take(client, this.current) : undefined;
@@ -363,6 +358,7 @@ export class Listener {
       ...(end.errors.length > 0 && { errors: end.errors }),
     };
     if (end.reason === "connect-failed") this.log.warn(fields, "no target reachable");
+    else if (end.reason === "filter-error") this.log.warn(fields, "bridge closed: its filter failed");
     else this.log.info(fields, "bridge closed");
   }
 }

@@ -22,6 +22,8 @@ export type Request =
       readonly kind: "prepare";
       readonly text: string;
       readonly file: string;
+      /** The filter modules the main thread loaded for this config: sha256 by path. */
+      readonly modules: Readonly<Record<string, string>>;
       /** The shared counters of every listener the config names. */
       readonly slots: Readonly<Record<string, SharedListenerSlots>>;
     }
@@ -57,13 +59,12 @@ export interface WorkerListenerView {
   readonly bytes: { up: number; down: number };
   readonly ruleHits: RuleHitsSnapshot;
   readonly targets: readonly {
-    /** The route whose pool holds the target; absent for the listener's own. */
-    readonly route?: string;
     readonly key: string;
     readonly up: boolean;
     readonly open: number;
     readonly connectFailures: number;
     readonly lastError: string | undefined;
+    readonly route: string | undefined;
   }[];
 }
 

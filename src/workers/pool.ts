@@ -7,6 +7,7 @@
 
 import { Worker } from "node:worker_threads";
 import type { ListenerView } from "../admin/view.ts";
+import { filterModules } from "../config/filter-load.ts";
 import { configSource } from "../config/load.ts";
 import type { ListenerConfig, RuntimeConfig } from "../config/runtime.ts";
 import { BindError } from "../endpoint.ts";
@@ -193,6 +194,7 @@ export class WorkerPool implements ConfigApplier {
       kind: "prepare",
       text: source.text,
       file: source.file,
+      modules: filterModules(next),
       slots: Object.fromEntries(this.slots),
     };
     const results = await Promise.allSettled(targets.map((w) => w.request(request)));
@@ -269,6 +271,7 @@ export class WorkerPool implements ConfigApplier {
           kind: "prepare",
           text: source.text,
           file: source.file,
+          modules: filterModules(this.running),
           slots: Object.fromEntries(this.slots),
         });
         await fresh.request({ kind: "commit" });
@@ -304,15 +307,15 @@ function summed(views: WorkerListenerView[], configs: ReadonlyMap<string, Listen
   const first = views[0] as WorkerListenerView;
   const targets = new Map<string, ListenerView["targets"][number]>();
   for (const t of views.flatMap((v) => v.targets)) {
-    // A target may serve the listener and a route, or two routes: each pool is its own row.
-    const id = `${t.route ?? ""}\u0000${t.key}`;
+    // The same address may serve two routes: each pool's target is its own.
+    const id = `${t.route ?? ""} ${t.key}`;
     const seen = targets.get(id);
     targets.set(
       id,
       seen
         ? {
-            ...(t.route !== undefined && { route: t.route }),
             key: t.key,
+            route: t.route,
             // Each worker checks health on its own: up only while every one of them finds it up.
             up: seen.up && t.up,
             open: seen.open + t.open,

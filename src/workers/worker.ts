@@ -2,7 +2,7 @@
 // every other worker's, counting bridges in the instance's shared slots. It does what the
 // main thread asks (src/workers/pool.ts) and nothing on its own: no config file, no admin.
 import { parentPort, workerData } from "node:worker_threads";
-import { parseConfig } from "../config/load.ts";
+import { parseConfig, withFilters } from "../config/load.ts";
 import { BindError } from "../endpoint.ts";
 import { Gateway, type Prepared } from "../gateway.ts";
 import { createLogger } from "../log.ts";
@@ -39,7 +39,11 @@ let prepared: Prepared | undefined;
 async function handle(request: Request): Promise<unknown> {
   switch (request.kind) {
     case "prepare": {
-      const loaded = parseConfig(request.text, request.file);
+      const parsed = parseConfig(request.text, request.file);
+      // The main thread checked the module files; the same content is the same module.
+      const loaded = parsed.ok
+        ? await withFilters(parsed, request.file, { insecure: true, expected: request.modules })
+        : parsed;
       if (!loaded.ok) throw new Error(loaded.errors.join("; "));
       shared = request.slots;
       prepared = await gateway.prepare(loaded.config);

@@ -78,7 +78,7 @@ async function gateFor(
 /** What the target received on its connection number i, once `length` bytes are in. */
 async function receivedBy(target: TaggedTarget, i: number, length: number): Promise<Buffer> {
   const all = () => Buffer.concat(target.received[i] ?? []);
-  await eventually(() => all().length >= length, 3000, `${length} bytes at the target`);
+  await eventually(() => all().length >= length, 3000, `the target got ${all().length} of ${length} bytes`);
   return all();
 }
 

@@ -572,7 +572,7 @@ ${extra}`;
             downTarget.server.close();
           },
           afterEndings: async () => {
-            revived = await startCountingEcho("127.0.0.1", downTarget.port);
+            revived = await startCountingEcho(downTarget.host, downTarget.port);
           },
         });
         assert.equal(revived?.accepted(), 1, "only the second held bridge reached the revived target");

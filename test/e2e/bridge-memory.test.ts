@@ -1,13 +1,12 @@
 // Backpressure end to end: a reader that never reads must slow the writer down instead of
 // filling the proxy's memory. Measured on the real CLI's resident set (Linux /proc).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { type Gate, startGate } from "../support/cli.ts";
 import { freePort, readAll, startServer, type TestServer } from "../support/net.ts";
 import { configText } from "../support/reload.ts";
-import { flood } from "../support/streams.ts";
+import { flood, rssBytes } from "../support/streams.ts";
 
 const MiB = 1024 * 1024;
 const FLOOD_MS = 3000;
@@ -19,14 +18,6 @@ const FLOOD_MS = 3000;
  */
 const MAX_IN_FLIGHT = 64 * MiB;
 const MAX_RSS_GROWTH = 64 * MiB;
-
-/** Resident memory of a process in bytes, from /proc/<pid>/status (Linux). */
-function rssBytes(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
-  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) * 1024;
-}
 
 describe("bridge memory", () => {
   let sink: TestServer;

@@ -2,7 +2,7 @@
 // into a temporary prefix with no registry, and the installed `tcpgate` run for real.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
@@ -52,7 +52,10 @@ after(() => clone?.remove());
 
 test("the tarball holds the program, its dependencies, schemas, examples, README and LICENSE; no sources or tests", () => {
   const own = packed.files.map((f) => f.path).filter((path) => !path.startsWith("node_modules/"));
-  const examples = readdirSync(join(clone.path, "examples")).map((name) => `examples/${name}`);
+  // Every file, in subfolders too (examples/filters/).
+  const examples = (readdirSync(join(clone.path, "examples"), { recursive: true }) as string[])
+    .filter((name) => statSync(join(clone.path, "examples", name)).isFile())
+    .map((name) => `examples/${name}`);
   const required = ["package.json", "README.md", "LICENSE", "dist/cli.js", "schemas/tcpgate.schema.json"];
   for (const path of [...required, ...examples]) assert.ok(own.includes(path), `${path} is not in the tarball`);
   assert.ok(examples.includes("examples/proxy.example.yaml") && examples.includes("examples/tcpgate.service"));

@@ -156,7 +156,7 @@ describe("real TLS clients and servers", () => {
     child.stdout.on("data", (chunk: Buffer) => {
       out += chunk.toString();
     });
-    await eventually(() => out.includes("\n"), 5000, "a line from openssl s_client");
+    await eventually(() => out.includes("\n"), 5000, `openssl printed ${JSON.stringify(out)}`);
     assert.equal(out.split("\n")[0], "db");
   });
 
@@ -233,7 +233,7 @@ describe("bytes as sent", () => {
       const socket = await rawSend(port, pieces);
       c.sockets([socket]);
       const received = () => Buffer.concat(db?.received[0] ?? []);
-      await eventually(() => received().length >= bytes.length, 3000, "every byte at the target");
+      await eventually(() => received().length >= bytes.length, 3000, `got ${received().length} bytes`);
       const header = proxyHeaderV2({
         sourceAddress: "127.0.0.1",
         sourcePort: socket.localPort ?? 0,
@@ -280,7 +280,7 @@ describe("bytes as sent", () => {
         destinationPort: 443,
       });
       const expected = Buffer.concat([onward, hello, Buffer.from("more")]);
-      await eventually(() => received().length >= expected.length, 3000, "every byte at the target");
+      await eventually(() => received().length >= expected.length, 3000, `got ${received().length} bytes`);
       assert.deepEqual(received(), expected);
     },
   );

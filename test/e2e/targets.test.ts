@@ -683,7 +683,7 @@ describe("failover after a reload", () => {
     await eventually(
       async () => (await targetStatus(adminPort, "app"))[0]?.openBridges === 1,
       3000,
-      "the bridge dialing the black hole",
+      "the bridge to start dialing the black hole",
     );
     gate.write(appConfig({ listen, targets: [hole.address, added], adminPort, more }));
     await gate.reload();

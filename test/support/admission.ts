@@ -18,10 +18,17 @@ export interface CountingServer extends TestServer {
 const PROBE = "\0count-probe\0";
 
 /**
+ * A loopback address of the counting targets' own: another test process on this machine
+ * that connects to a port it took for free (to see it refused, or as a dead target) reaches
+ * 127.0.0.1, not this, and is not counted as a connection tcpgate made.
+ */
+const COUNTING_HOST = "127.0.0.100";
+
+/**
  * An echo target that counts the connections it accepts: a refused client must cost it
  * none. A chunk containing "RST" makes it reset that connection instead of echoing.
  */
-export async function startCountingEcho(host = "127.0.0.1", port = 0): Promise<CountingServer> {
+export async function startCountingEcho(host = COUNTING_HOST, port = 0): Promise<CountingServer> {
   let accepted = 0;
   let probes = 0;
   const server = await startServer(

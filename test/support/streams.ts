@@ -1,5 +1,7 @@
-// Bulk data for end-to-end tests: random bytes sent with backpressure, hashed on both ends.
+// Bulk data for end-to-end tests: random bytes sent with backpressure, hashed on both ends,
+// and the resident memory of the process they flow through.
 import { createHash, randomFillSync } from "node:crypto";
+import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 
 const CHUNK = 256 * 1024;
@@ -69,4 +71,12 @@ export function flood(socket: Socket, ms: number): { written: () => number; done
     pump();
   });
   return { written: () => written, done };
+}
+
+/** Resident memory of a process in bytes, from /proc/<pid>/status (Linux). */
+export function rssBytes(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) * 1024;
 }

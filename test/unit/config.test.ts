@@ -604,6 +604,7 @@ test("normalisation: built-in defaults fill every gap", () => {
         inspect: false,
         recheck: false,
         acceptProxy: undefined,
+        filter: undefined,
       },
     ],
     admin: undefined,
@@ -840,4 +841,36 @@ listeners:
       [5, 10],
     ],
   );
+});
+
+test("filter: a listener's replaces the one in defaults; options are any YAML value; the module is loaded later", () => {
+  const yaml = (listenerFilter: string) =>
+    `version: 1\ndefaults:\n  filter: {module: ./guard.mjs, options: {deny: [FLUSHALL]}}\nlisteners:\n` +
+    "  - name: a\n    listen: 127.0.0.1:8080\n    targets: [127.0.0.1:9000]\n" +
+    `  - name: b\n    listen: 127.0.0.1:8081\n    targets: [127.0.0.1:9000]\n${listenerFilter}`;
+  const [a, b] = expectOk(
+    yaml("    filter:\n      module: ./log.mjs\n      options: [1, two, {three: 3}]\n"),
+  ).listeners;
+  assert.deepEqual(a?.filter, { module: "./guard.mjs", options: { deny: ["FLUSHALL"] }, loaded: undefined });
+  assert.deepEqual(b?.filter, { module: "./log.mjs", options: [1, "two", { three: 3 }], loaded: undefined });
+  const plain = expectOk(withListener("    filter: {module: ./f.mjs}\n")).listeners[0];
+  assert.deepEqual(plain?.filter, { module: "./f.mjs", options: undefined, loaded: undefined });
+});
+
+test("filter: a module is required, a string, and the only other key is options", () => {
+  expectErrors(withListener("    filter: {options: 1}\n"), [
+    "proxy.yaml:6:13: listeners[0].filter.module: is required",
+  ]);
+  expectErrors(withListener("    filter: {module: 5}\n"), [
+    "proxy.yaml:6:22: listeners[0].filter.module: must be a path to an ES module, not number 5",
+  ]);
+  expectErrors(withListener('    filter: {module: ""}\n'), [
+    "proxy.yaml:6:22: listeners[0].filter.module: must not be empty",
+  ]);
+  expectErrors(withListener("    filter: {module: ./f.mjs, option: 1}\n"), [
+    'proxy.yaml:6:31: listeners[0].filter.option: unknown key "option" (did you mean options?)',
+  ]);
+  expectErrors(withListener("    filter: ./f.mjs\n"), [
+    'proxy.yaml:6:13: listeners[0].filter: must be a map, not the string "./f.mjs"',
+  ]);
 });

@@ -77,7 +77,9 @@ listeners:
       deny: [{ rule: "10.9.0.0/16", hits: 0, lastHitAt: undefined }],
     }),
     config,
-    targets: [{ key: "127.0.0.1:9000", up: true, open: 1, connectFailures: 1, lastError: "ECONNREFUSED" }],
+    targets: [
+      { key: "127.0.0.1:9000", route: undefined, up: true, open: 1, connectFailures: 1, lastError: "ECONNREFUSED" },
+    ],
   };
   return {
     listeners: () => [listener],

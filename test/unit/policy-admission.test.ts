@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import type { ListenerConfig, Rule } from "../../src/config/runtime.ts";
 import { parseClientAddress } from "../../src/policy/address-match.ts";
 import { compilePolicy } from "../../src/policy/admission.ts";
-import { rule } from "../support/rules.ts";
+import { listenerConfig, rule } from "../support/rules.ts";
 
 /** A rule whose CIDRs default to its own name (a CIDR written in place). */
 function inPlace(source: string, ...cidrs: string[]): Rule {
@@ -11,29 +11,7 @@ function inPlace(source: string, ...cidrs: string[]): Rule {
 }
 
 function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
-  return {
-    name: "db",
-    listen: { host: "127.0.0.1", port: 1, family: 4 },
-    listenKey: "127.0.0.1:1",
-    targets: [],
-    routes: [],
-    balance: "round-robin",
-    allow: [],
-    deny: [],
-    schedule: undefined,
-    maxConnections: undefined,
-    maxConnectionsPerClient: undefined,
-    connectTimeoutMs: 1000,
-    idleTimeoutMs: 1000,
-    maxDurationMs: undefined,
-    halfCloseTimeoutMs: 1000,
-    healthCheck: undefined,
-    proxyProtocol: undefined,
-    recheck: false,
-    inspect: false,
-    acceptProxy: undefined,
-    ...overrides,
-  };
+  return listenerConfig({ ...overrides });
 }
 
 const client = (text: string) => {
@@ -158,11 +136,27 @@ describe("admission order: deny, allow, schedule, limits", () => {
 });
 
 describe("behind a load balancer", () => {
+  const open = { total: 0, fromClient: 0 };
   test("acceptProxy names the peers that must send a PROXY header; none without it", () => {
     const policy = compilePolicy(listener({ acceptProxy: { from: [inPlace("10.0.0.0/24")], timeoutMs: 3000 } }));
     assert.equal(policy.sendsProxyHeader(client("10.0.0.7")), true);
     assert.equal(policy.sendsProxyHeader(client("::ffff:10.0.0.7")), true);
     assert.equal(policy.sendsProxyHeader(client("10.0.1.7")), false);
     assert.equal(compilePolicy(listener({})).sendsProxyHeader(client("10.0.0.7")), false);
+  });
+
+  test("a balancer's own connection (trusted) skips deny, allow and schedule, not the limits", () => {
+    const policy = compilePolicy(
+      listener({
+        deny: [inPlace("10.0.0.0/24")],
+        allow: [inPlace("192.0.2.0/24")],
+        schedule: { timezone: "UTC", windows: [{ days: undefined, from: "00:00", to: "00:00" }] },
+        maxConnections: 1,
+      }),
+    );
+    const lb = client("10.0.0.7");
+    assert.equal(policy.decide(lb, Date.now(), open).admit, false);
+    assert.deepEqual(policy.decide(lb, Date.now(), open, true), { admit: true, entry: undefined });
+    assert.equal(policy.decide(lb, Date.now(), { total: 1, fromClient: 0 }, true).admit, false);
   });
 });

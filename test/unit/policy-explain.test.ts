@@ -11,32 +11,10 @@ import {
   parseInstant,
 } from "../../src/policy/explain.ts";
 import { compileSchedule } from "../../src/policy/schedule.ts";
-import { rule } from "../support/rules.ts";
+import { listenerConfig, rule } from "../support/rules.ts";
 
 function listener(overrides: Partial<ListenerConfig>): ListenerConfig {
-  return {
-    name: "db",
-    listen: { host: "127.0.0.1", port: 1, family: 4 },
-    listenKey: "127.0.0.1:1",
-    targets: [],
-    routes: [],
-    balance: "round-robin",
-    allow: [],
-    deny: [],
-    schedule: undefined,
-    maxConnections: 1,
-    maxConnectionsPerClient: 1,
-    connectTimeoutMs: 1000,
-    idleTimeoutMs: 1000,
-    maxDurationMs: undefined,
-    halfCloseTimeoutMs: 1000,
-    healthCheck: undefined,
-    proxyProtocol: undefined,
-    inspect: false,
-    recheck: false,
-    acceptProxy: undefined,
-    ...overrides,
-  };
+  return listenerConfig({ maxConnections: 1, maxConnectionsPerClient: 1, ...overrides });
 }
 
 const cidr = (text: string) => rule(text, [text]);
