@@ -252,7 +252,7 @@ test(
         const l2 = await gate.dial(lax, "127.0.0.2");
         for (const s of [t2, l2]) await echoes(s, "inside the window");
         const closed = endOf(t2, boundary - Date.now() + 12_000);
-        const end = await gate.bridgeEnd(t2, boundary - Date.now() + 10_000);
+        const end = await gate.bridgeEnd(t2, undefined, boundary - Date.now() + 10_000);
         assert.equal(end.end, "recheck");
         const at = Date.parse(String(end.time));
         assert.ok(
