@@ -435,7 +435,7 @@ async function reloader(): Promise<void> {
         process.kill(tcpgate.pid, "SIGHUP");
         const until = Date.now() + 5000;
         let after = before;
-        while ((after?.at === before?.at || after?.trigger !== "SIGHUP") && Date.now() < until) {
+        while ((after?.at === before?.at || after?.trigger !== "signal") && Date.now() < until) {
           await delay(20);
           after = await lastReload();
         }

@@ -115,7 +115,7 @@ describe("admin endpoint", () => {
     assert.match(String(health.headers["content-type"]), /^text\/plain/);
     assert.equal((await fetchAdmin(adminPort, "/healthz?probe=1")).status, 200, "a query string is ignored");
 
-    for (const path of ["/", "/nope", "/metrics/extra", "/HEALTHZ", "/status.json"]) {
+    for (const path of ["/index.html", "/nope", "/metrics/extra", "/HEALTHZ", "/status.json"]) {
       assert.equal((await fetchAdmin(adminPort, path)).status, 404, path);
     }
     const getReload = await fetchAdmin(adminPort, "/reload");

@@ -458,7 +458,14 @@ describe("faults", () => {
         const listeners = await quietAndBalanced(gate);
         const byName = new Map(listeners.map((l) => [l.name, l]));
         assert.equal(byName.get("mixed")?.accepted, 60);
-        assert.deepEqual(byName.get("mixed")?.refused, { deny: 10, allow: 0, schedule: 0, limit: 5 });
+        assert.deepEqual(byName.get("mixed")?.refused, {
+          deny: 10,
+          allow: 0,
+          schedule: 0,
+          limit: 5,
+          "proxy-header": 0,
+          route: 0,
+        });
         assert.equal(byName.get("mixed")?.closed, 45);
         assert.equal(byName.get("dead")?.accepted, 10);
         assert.equal(byName.get("dead")?.closed, 10);

@@ -124,7 +124,7 @@ describe("shutdown", () => {
           assert.equal(gate.logs.filter((l) => msg(l) === "reload applied").length, 0, `run ${run}`);
           await echoes(client, "drains");
           client.end();
-          assert.equal(await gate.exited, 0);
+          assert.equal(await gate.exited, 0, `run ${run}: ${gate.stderr()}`);
         } finally {
           client.destroy();
           await gate.close();
