@@ -14,7 +14,7 @@ import {
   wildcardIsDualStack,
 } from "../support/admission.ts";
 import { type Gate, runTcpgate, startGate, tempConfig } from "../support/cli.ts";
-import { endOf, freePort, type Refused } from "../support/net.ts";
+import { endOf, freePort, freePorts, type Refused } from "../support/net.ts";
 import { windowFromNow } from "../support/schedule.ts";
 
 /** Every test is bounded in time: a hang fails it instead of stalling the suite. */
@@ -102,7 +102,7 @@ describe("allow and deny", () => {
 
   test("deny beats allow; named acls work in both lists; no allow admits all not denied", BOUNDED, async () => {
     const target = await startCountingEcho();
-    const [office, guests] = [await freePort(), await freePort()];
+    const [office = 0, guests = 0] = await freePorts(2);
     const gate = await startGate(
       config(`acls:
   office: [127.0.0.2/32, 127.0.0.3/32]
@@ -333,7 +333,7 @@ test(
   BOUNDED,
   async () => {
     const target = await startCountingEcho();
-    const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const ports = await freePorts(4);
     const now = Date.now();
     // Asia/Kolkata is UTC+05:30 all year (no DST): a window there is 330 minutes off UTC's.
     const KOLKATA = 330;
@@ -389,7 +389,7 @@ describe("limits", () => {
     BOUNDED,
     async () => {
       const target = await startCountingEcho();
-      const [capped, perClient] = [await freePort(), await freePort()];
+      const [capped = 0, perClient = 0] = await freePorts(2);
       const gate = await startGate(
         config(`listeners:
   - name: capped

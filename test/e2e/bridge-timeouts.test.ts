@@ -36,7 +36,7 @@ describe("bridge timeouts", () => {
     });
     blackHole = await startBlackHole();
     dead = await freePort();
-    const [p1, p2, p3, p4, p5] = await freePorts(5);
+    const [p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0] = await freePorts(5);
     proxy = await startGate(
       configText(
         [

@@ -43,7 +43,7 @@ describe("bridge", () => {
     // Ports nobody listens on: connecting there is refused at once.
     deadA = await freePort();
     deadB = await freePort();
-    const [p1, p2, p3, p4] = await freePorts(4);
+    const [p1 = 0, p2 = 0, p3 = 0, p4 = 0] = await freePorts(4);
     proxy = await startGate(
       configText(
         [

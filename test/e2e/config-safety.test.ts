@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { loadConfigFile } from "../../src/config/load.ts";
 import { runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
-import { dial, freePort } from "../support/net.ts";
+import { dial, freePort, freePorts } from "../support/net.ts";
 
 const config = (port: number) =>
   `version: 1\nlisteners:\n  - name: web\n    listen: 127.0.0.1:${port}\n    targets: [127.0.0.1:9]\n`;
@@ -197,7 +197,7 @@ const STARTUP_MS = 15_000;
 test("the descriptor budget through the CLI: quiet in quick mode, logged once across reloads that keep its figure", async () => {
   const lines = (run: { logs: { msg?: string }[] }) =>
     run.logs.filter((l) => String(l.msg).includes("no maxConnections")).map((l) => l.msg);
-  const [quickPort, target] = [await freePort(), await freePort()];
+  const [quickPort = 0, target = 0] = await freePorts(2);
   const quick = startTcpgate(["127.0.0.1", String(quickPort), "127.0.0.1", String(target)], { nofile: 4096 });
   try {
     await quick.waitForLog((l) => l.msg === "tcpgate started", STARTUP_MS);

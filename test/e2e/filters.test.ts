@@ -15,6 +15,7 @@ import {
   endOf,
   eventually,
   freePort,
+  freePorts,
   readAll,
   startEcho,
   startServer,
@@ -277,7 +278,7 @@ describe("filter modules across reloads", () => {
 
   before(async () => {
     echo = await startEcho();
-    [port, adminPort] = [await freePort(), await freePort()];
+    [port = 0, adminPort = 0] = await freePorts(2);
     // Relative to the config file's folder.
     const text = `${configText([
       {

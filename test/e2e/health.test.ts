@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { startBlackHole } from "../support/blackhole.ts";
 import { startGate } from "../support/cli.ts";
-import { eventually, freePort } from "../support/net.ts";
+import { eventually, freePort, freePorts } from "../support/net.ts";
 import {
   appConfig,
   cleanup,
@@ -211,7 +211,7 @@ describe("health state across a reload", () => {
     const c = cleanup();
     t.after(() => c.run());
     const [a, other] = await targets(c, "a", "other");
-    const [port, otherPort] = [await freePort(), await freePort()];
+    const [port = 0, otherPort = 0] = await freePorts(2);
     const base = appConfig({ listen: `127.0.0.1:${port}`, targets: [a], more: CHECKS });
     // The other listener's target is checked on a timer of its own: its checks tell that
     // intervals go by while a's have stopped.

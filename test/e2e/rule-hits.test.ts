@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { type EntryHitsDoc, scrape, status } from "../support/admin.ts";
 import { echoes, startCountingEcho } from "../support/admission.ts";
 import { type Gate, startGate } from "../support/cli.ts";
-import { freePort } from "../support/net.ts";
+import { freePorts } from "../support/net.ts";
 
 const BOUNDED = { timeout: 30_000 };
 
@@ -53,7 +53,7 @@ test(
   BOUNDED,
   async () => {
     const target = await startCountingEcho();
-    const [webPort, adminPort] = [await freePort(), await freePort()];
+    const [webPort = 0, adminPort = 0] = await freePorts(2);
     const started = Date.now();
     const gate = await startGate(
       config(

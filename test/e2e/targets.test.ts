@@ -16,7 +16,7 @@ import { describe, test } from "node:test";
 import { hasIPv6Loopback, wildcardIsDualStack } from "../support/admission.ts";
 import { startBlackHole } from "../support/blackhole.ts";
 import { type Running, startGate } from "../support/cli.ts";
-import { eventually, freePort } from "../support/net.ts";
+import { eventually, freePort, freePorts } from "../support/net.ts";
 import {
   appConfig,
   cleanup,
@@ -416,7 +416,7 @@ describe("failover", () => {
     async (t) => {
       const c = cleanup();
       t.after(() => c.run());
-      const [p1, p2] = [await freePort(), await freePort()];
+      const [p1 = 0, p2 = 0] = await freePorts(2);
       const dead = [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`];
       const port = await freePort();
       const gate = c.add(

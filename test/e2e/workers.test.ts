@@ -8,7 +8,15 @@ import { after, describe, test } from "node:test";
 import { workersUnsupported } from "../../src/workers/support.ts";
 import { fetchAdmin } from "../support/admin.ts";
 import { type Running, runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
-import { dialWithin, eventually, freePort, startEcho, startServer, type TestServer } from "../support/net.ts";
+import {
+  dialWithin,
+  eventually,
+  freePort,
+  freePorts,
+  startEcho,
+  startServer,
+  type TestServer,
+} from "../support/net.ts";
 
 const unsupported = workersUnsupported(2);
 
@@ -99,7 +107,7 @@ describe("workers: 2 and more", { skip: unsupported }, () => {
   test("maxConnections and maxConnectionsPerClient are exact for the instance under a burst", async () => {
     const echo = await startEcho();
     cleanups.push(() => echo.close());
-    const [port, admin] = [await freePort(), await freePort()];
+    const [port = 0, admin = 0] = await freePorts(2);
     const { tcpgate } = await gate(`version: 1
 workers: 2
 admin: {listen: "127.0.0.1:${admin}"}
@@ -150,7 +158,7 @@ listeners:
   test("a reload applies to every worker or none; no client is refused during 50 reloads; one access line per bridge", async () => {
     const echo = await startEcho();
     cleanups.push(() => echo.close());
-    const [port, busyPort] = [await freePort(), await freePort()];
+    const [port = 0, busyPort = 0, extraPort = 0] = await freePorts(3);
     const busy: TestServer = await startServer(() => {}, "127.0.0.1", busyPort);
     cleanups.push(() => busy.close());
     const yaml = (idle: string, extra = "") => `version: 1
@@ -185,7 +193,8 @@ ${extra}`;
     const clients = [load(), load(), load()];
     const start = applied(tcpgate);
     for (let i = 0; i < 50; i++) {
-      const extra = i % 2 === 0 ? `  - {name: c, listen: "127.0.0.1:${port + 1}", targets: ["${echo.address}"]}\n` : "";
+      const extra =
+        i % 2 === 0 ? `  - {name: c, listen: "127.0.0.1:${extraPort}", targets: ["${echo.address}"]}\n` : "";
       await reload(tcpgate, () => config.write(yaml(`${60 + i}s`, extra)));
     }
     stop = true;

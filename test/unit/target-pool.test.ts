@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import { pino } from "pino";
 import type { TargetConfig } from "../../src/config/runtime.ts";
 import { type PoolConfig, TargetPool } from "../../src/proxy/target-pool.ts";
-import { freePort, startServer, type TestServer } from "../support/net.ts";
+import { freePorts, startServer, type TestServer } from "../support/net.ts";
 
 const log = pino({ level: "silent" });
 let server: TestServer;
@@ -14,7 +14,8 @@ let closed: number[];
 
 before(async () => {
   server = await startServer(() => {});
-  closed = [await freePort(), await freePort()];
+  // Two distinct ports: the kernel may hand out the same free port twice in a row.
+  closed = await freePorts(2);
 });
 after(() => server.close());
 
