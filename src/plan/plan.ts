@@ -161,11 +161,6 @@ export function planReload(
   };
 }
 
-/** True when applying would close or cut off open bridges that deny, allow or schedule now refuse. */
-export function refusesOpenBridges(plan: Plan): boolean {
-  return plan.refused.length > 0;
-}
-
 function describeBridge(bridge: OpenBridge, now: number): AffectedBridge {
   return {
     id: bridge.id,

@@ -1,7 +1,9 @@
 // A plan for a person at a terminal: grouped by listener, the changes first, then the
 // open bridges each would touch. Unchanged listeners take one line however many there are.
+
+import { count } from "../config/describe.ts";
 import type { AffectedBridge, Plan, RefusedBridge, SettingChange } from "./plan.ts";
-import { plural, summarisePlan } from "./summary.ts";
+import { summarisePlan } from "./summary.ts";
 
 export function renderPlan(plan: Plan): string {
   const out: string[] = [];
@@ -14,13 +16,13 @@ export function renderPlan(plan: Plan): string {
     if (refused.length > 0) {
       const closed = refused.some((b) => b.closedOnApply);
       lines.push(
-        `  ${plural(refused.length, "open bridge")} would no longer be admitted${closed ? " (recheck: closed on apply)" : " (they carry on: recheck is off)"}:`,
+        `  ${count(refused.length, "open bridge")} would no longer be admitted${closed ? " (recheck: closed on apply)" : " (they carry on: recheck is off)"}:`,
       );
       for (const b of refused) lines.push(`    ${bridgeLine(b)}: ${refusal(b)}`);
     }
     const toRemoved = removedTargetsBy.get(name) ?? [];
     if (toRemoved.length > 0) {
-      lines.push(`  ${plural(toRemoved.length, "open bridge")} to removed targets (they carry on):`);
+      lines.push(`  ${count(toRemoved.length, "open bridge")} to removed targets (they carry on):`);
       for (const b of toRemoved) lines.push(`    ${bridgeLine(b)}`);
     }
     return lines;
@@ -47,12 +49,12 @@ export function renderPlan(plan: Plan): string {
   const unchanged = plan.listeners.unchanged;
   if (unchanged.length > 0) {
     const names = unchanged.length <= 10 ? `: ${unchanged.join(", ")}` : "";
-    out.push(`= ${plural(unchanged.length, "listener")} unchanged${names}`);
+    out.push(`= ${count(unchanged.length, "listener")} unchanged${names}`);
   }
   for (const s of plan.settings) out.push(`~ ${s.setting}: ${s.from} → ${s.to}`);
   out.push("", summarisePlan(plan));
   if (plan.refused.length > 0) {
-    out.push(`${plural(plan.refused.length, "open bridge")} would no longer be admitted (exit status 3).`);
+    out.push(`${count(plan.refused.length, "open bridge")} would no longer be admitted (exit status 3).`);
   } else {
     out.push("No open bridge would be refused by the new rules.");
   }

@@ -1,14 +1,15 @@
 // A plan in one line, for the reload history and the log: "1 added, 2 changed; 3 open
 // bridges no longer admitted".
+import { count } from "../config/describe.ts";
 import type { Plan } from "./plan.ts";
 
 export function summarisePlan(plan: Plan, closed = 0): string {
   const l = plan.listeners;
   const parts = [
-    count(l.added.length, "added"),
-    count(l.removed.length, "removed"),
-    count(l.moved.length, "moved"),
-    count(l.changed.length, "changed"),
+    some(l.added.length, "added"),
+    some(l.removed.length, "removed"),
+    some(l.moved.length, "moved"),
+    some(l.changed.length, "changed"),
   ].filter(Boolean);
   // Top-level settings are not listeners: "logLevel changed", not "listeners: logLevel changed".
   const changed = [
@@ -20,14 +21,11 @@ export function summarisePlan(plan: Plan, closed = 0): string {
   const bridges =
     refused === 0
       ? ""
-      : `; ${plural(refused, "open bridge")} no longer admitted${closed > 0 ? `, ${closed} closed (recheck)` : ""}`;
+      : `; ${count(refused, "open bridge")} no longer admitted${closed > 0 ? `, ${closed} closed (recheck)` : ""}`;
   return `${listeners}${bridges}`;
 }
 
-function count(n: number, what: string): string {
+/** "2 added", or nothing for none. */
+function some(n: number, what: string): string {
   return n > 0 ? `${n} ${what}` : "";
-}
-
-export function plural(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
