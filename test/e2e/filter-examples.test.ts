@@ -79,7 +79,9 @@ describe("filter examples against a real redis-server", { skip: missing }, () =>
     assert.equal(await exchange(socket, multibulk("SET", "k", "v"), 5), "+OK\r\n");
     // Split inside the command name: the guard must read on before it decides.
     socket.write("*1\r\n$8\r\nFLUS");
-    await delay(50); // a separate segment, most likely; the answer must not depend on it
+    // Not a synchronisation: a pause that makes a separate segment likely. The answer must
+    // be the same whether the two writes arrive apart or together.
+    await delay(50);
     assert.equal(await exchange(socket, "HALL\r\n", refused("FLUSHALL").length), refused("FLUSHALL"));
     assert.equal(await exchange(socket, "flushall\r\n", refused("FLUSHALL").length), refused("FLUSHALL"));
     assert.equal(await exchange(socket, '"FlushAll" async\r\n', refused("FLUSHALL").length), refused("FLUSHALL"));
@@ -121,6 +123,7 @@ describe("filter examples against a real redis-server", { skip: missing }, () =>
     assert.equal(await exchange(socket, "SET greeting hello\r\n", 5), "+OK\r\n");
     // A line split across writes is logged once, whole.
     socket.write("GET gree");
+    // Not a synchronisation: a separate segment, most likely; the logged line must not depend on it.
     await delay(50);
     assert.equal(await exchange(socket, "ting\r\n", 11), "$5\r\nhello\r\n");
     socket.end();

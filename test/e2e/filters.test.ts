@@ -11,7 +11,6 @@ import { workersUnsupported } from "../../src/workers/support.ts";
 import { type Gate, type LogLine, type Running, runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
 import { type Dial, filterSetting, gateWith, MODULES, type ModuleFolder, moduleFolder } from "../support/filters.ts";
 import {
-  delay,
   endOf,
   eventually,
   freePort,
@@ -208,15 +207,16 @@ describe("filter memory", () => {
       // Warm up, so the baseline is a running proxy.
       {
         const targetSide = nextTarget();
-        const { socket } = await dial("mem");
+        const { socket, accessLog } = await dial("mem");
         const target = await targetSide;
         target.resume();
         target.pipe(target);
         const echoed = readAll(socket);
         socket.end(Buffer.alloc(2 * MiB));
         assert.equal((await echoed).length, 2 * MiB);
+        // The baseline is taken once the warm-up bridge has ended and let go of its buffers.
+        await accessLog();
       }
-      await delay(200);
       const baseline = rssBytes(proxy.pid);
       const downTarget = nextTarget();
       const down = await dial("mem");

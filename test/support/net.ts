@@ -112,6 +112,8 @@ export function readAll(socket: Socket): Promise<Buffer> {
     const done = () => resolve(Buffer.concat(chunks));
     socket.once("end", done);
     socket.once("close", done);
+    // A socket paused on purpose (pauseOnConnect, a stage that paused it) flows again.
+    socket.resume();
   });
 }
 

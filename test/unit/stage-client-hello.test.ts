@@ -1,20 +1,10 @@
 // The ClientHello stage on a real loopback connection: it finds the server name and puts
 // every byte it read back into the socket, in order, for the target to receive unchanged.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import type { Socket } from "node:net";
 import { test } from "node:test";
 import { peekClientHello } from "../../src/proxy/stages/client-hello.ts";
-import { loopbackPair } from "../support/net.ts";
+import { loopbackPair, readAll } from "../support/net.ts";
 import { captureClientHello, refragment } from "../support/tls.ts";
-
-async function rest(socket: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on("data", (c: Buffer) => chunks.push(c));
-  socket.resume();
-  await once(socket, "end");
-  return Buffer.concat(chunks);
-}
 
 test("the server name, and every byte read given back: ClientHello in records and pieces, then more", async (t) => {
   const pair = await loopbackPair();
@@ -27,7 +17,7 @@ test("the server name, and every byte read given back: ClientHello in records an
   }
   pair.client.end();
   assert.deepEqual(await peeking, { ok: true, serverName: "db.example.com" });
-  assert.deepEqual(await rest(pair.accepted), bytes);
+  assert.deepEqual(await readAll(pair.accepted), bytes);
 });
 
 test("not TLS, no ClientHello in time, or an abort: no server name", async (t) => {

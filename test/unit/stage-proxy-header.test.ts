@@ -2,13 +2,11 @@
 // every later byte in the socket for the bridge; it gives up after its timeout; a peer
 // that leaves without a byte is told apart from one that sent a broken header.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import type { Socket } from "node:net";
 import { test } from "node:test";
 import { parseClientAddress } from "../../src/policy/address-match.ts";
 import { proxyHeaderV1, proxyHeaderV2 } from "../../src/proxy/proxy-protocol.ts";
 import { readProxyHeader } from "../../src/proxy/stages/proxy-header.ts";
-import { loopbackPair } from "../support/net.ts";
+import { loopbackPair, readAll } from "../support/net.ts";
 
 const peer = parseClientAddress("127.0.0.1") as NonNullable<ReturnType<typeof parseClientAddress>>;
 const endpoints = {
@@ -17,15 +15,6 @@ const endpoints = {
   destinationAddress: "198.51.100.1",
   destinationPort: 443,
 };
-
-/** Everything the socket yields from now until its end. */
-async function rest(socket: Socket): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  socket.on("data", (c: Buffer) => chunks.push(c));
-  socket.resume();
-  await once(socket, "end");
-  return Buffer.concat(chunks);
-}
 
 test("a header in pieces: the client it names, and the bytes after it left in the socket, in order", async (t) => {
   const pair = await loopbackPair();
@@ -43,7 +32,7 @@ test("a header in pieces: the client it names, and the bytes after it left in th
   assert.equal(outcome.arrival.headerBytes, proxyHeaderV1(endpoints).length);
   assert.deepEqual(outcome.arrival.endpoints, endpoints);
   assert.equal(outcome.arrival.trusted, false);
-  assert.equal((await rest(pair.accepted)).toString(), "firstsecond");
+  assert.equal((await readAll(pair.accepted)).toString(), "firstsecond");
 });
 
 test("v2 LOCAL: the peer is the client, trusted, with unknown endpoints to send on", async (t) => {
@@ -55,7 +44,7 @@ test("v2 LOCAL: the peer is the client, trusted, with unknown endpoints to send 
   assert.equal(outcome.arrival.client.text, "127.0.0.1");
   assert.equal(outcome.arrival.trusted, true);
   assert.equal(outcome.arrival.endpoints, undefined);
-  assert.equal((await rest(pair.accepted)).toString(), "x");
+  assert.equal((await readAll(pair.accepted)).toString(), "x");
 });
 
 test("no complete header within the timeout: refused, not silent", async (t) => {
