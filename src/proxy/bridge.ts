@@ -80,8 +80,8 @@ export class Bridge {
   readonly clientPort: number;
   private readonly headerBytes: number;
   private readonly startedAt = performance.now();
-  /** Aborted when the bridge ends: whatever works towards joining it stops. */
-  private readonly ended = new AbortController();
+  /** Made when a stage or a dial asks for signal; most bridges are joined at once. */
+  private ended: AbortController | undefined;
   private target: JoinedTarget | undefined;
   private readonly errors: string[] = [];
   private firstEnd: EndReason | undefined;
@@ -103,15 +103,14 @@ export class Bridge {
     this.clientAddress = who.address;
     this.clientPort = who.port;
     this.headerBytes = who.headerBytes;
-    client.on("error", (error) => this.onSocketError("client", error));
-    client.on("close", () => {
-      this.clientClosed = true;
-      if (this.target) this.maybeFinish();
-      else this.finish(this.firstEnd ?? "client-closed");
-    });
+    (client as Carrier)[kBridge] = this;
+    client.on("error", onClientError);
+    client.on("close", onClientClose);
   }
 
+  /** Aborted when the bridge ends before it is joined: whatever works towards joining it stops. */
   get signal(): AbortSignal {
+    this.ended ??= new AbortController();
     return this.ended.signal;
   }
 
@@ -157,13 +156,9 @@ export class Bridge {
     const target = joined.socket;
     const client = this.client;
     if (this.keepAlive) target.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
-    target.on("error", (error) => this.onSocketError("target", error));
-    target.on("close", () => {
-      this.targetClosed = true;
-      this.maybeFinish();
-    });
-    const clientEnded = () => this.onHalfClose("client-closed");
-    const targetEnded = () => this.onHalfClose("target-closed");
+    (target as Carrier)[kBridge] = this;
+    target.on("error", onTargetError);
+    target.on("close", onTargetClose);
     const filter = this.settings.filter;
     if (filter) {
       const facts = {
@@ -173,16 +168,16 @@ export class Bridge {
         target: joined.target,
       };
       filterBridge(filter, facts, client, target, {
-        clientEnded,
-        targetEnded,
+        clientEnded: () => this.onHalfClose("client-closed"),
+        targetEnded: () => this.onHalfClose("target-closed"),
         close: (reason, error) => {
           if (error) this.errors.push(error);
           this.finish(reason);
         },
       });
     } else {
-      forward(client, target, clientEnded);
-      forward(target, client, targetEnded);
+      forward(client, target, halfClosed);
+      forward(target, client, halfClosed);
     }
     const inspector = this.inspector;
     if (inspector) {
@@ -191,7 +186,7 @@ export class Bridge {
     }
     // Every byte either way passes through the client socket, so its inactivity timer
     // is the bridge's: no extra timer or per-chunk bookkeeping needed.
-    client.on("timeout", () => this.finish(this.firstEnd === undefined ? "idle-timeout" : "half-close-timeout"));
+    client.on("timeout", onClientTimeout);
     client.setTimeout(this.settings.idleTimeoutMs);
     if (this.settings.maxDurationMs !== undefined) {
       this.durationTimer = setTimeout(() => this.finish("max-duration"), this.settings.maxDurationMs);
@@ -216,15 +211,33 @@ export class Bridge {
    * most (HAProxy's `timeout client-fin`): an inactivity limit, so a long download after
    * the client's FIN is never cut while bytes still flow.
    */
-  private onHalfClose(reason: EndReason): void {
+  onHalfClose(reason: EndReason): void {
     if (this.firstEnd !== undefined) return;
     this.firstEnd = reason;
     this.client.setTimeout(Math.min(this.settings.idleTimeoutMs, this.settings.halfCloseTimeoutMs));
   }
 
-  private onSocketError(side: "client" | "target", error: NodeJS.ErrnoException): void {
+  // The three below are called by the socket handlers every bridge shares (end of file).
+
+  onSocketError(side: "client" | "target", error: NodeJS.ErrnoException): void {
     this.errors.push(`${side} ${error.code ?? error.message}`);
     this.finish(side === "client" ? "client-reset" : "target-reset");
+  }
+
+  onClose(side: "client" | "target"): void {
+    if (side === "client") {
+      this.clientClosed = true;
+      // Not joined yet: nothing to wait for.
+      if (!this.target) {
+        this.finish(this.firstEnd ?? "client-closed");
+        return;
+      }
+    } else this.targetClosed = true;
+    this.maybeFinish();
+  }
+
+  onTimeout(): void {
+    this.finish(this.firstEnd === undefined ? "idle-timeout" : "half-close-timeout");
   }
 
   private maybeFinish(): void {
@@ -238,7 +251,8 @@ export class Bridge {
     if (this.finished) return;
     this.finished = true;
     this.target?.release();
-    this.ended.abort();
+    // Once joined, nothing waits on the signal any more.
+    if (!this.target) this.ended?.abort(ENDED);
     clearTimeout(this.durationTimer);
     const target = this.target?.socket;
     const resetOther = reason === "client-reset" ? target : reason === "target-reset" ? this.client : undefined;
@@ -263,4 +277,37 @@ export class Bridge {
       this,
     );
   }
+}
+
+/** The abort reason: a shared value, as an AbortError made per bridge would capture a stack each time. */
+const ENDED = Object.freeze(new Error("the bridge ended"));
+
+// Socket handlers shared by every bridge: each socket carries its bridge, so a bridge
+// registers these instead of making a closure per event.
+const kBridge = Symbol("bridge");
+type Carrier = Socket & { [kBridge]: Bridge };
+
+function onClientError(this: Carrier, error: NodeJS.ErrnoException): void {
+  this[kBridge].onSocketError("client", error);
+}
+
+function onTargetError(this: Carrier, error: NodeJS.ErrnoException): void {
+  this[kBridge].onSocketError("target", error);
+}
+
+function onClientClose(this: Carrier): void {
+  this[kBridge].onClose("client");
+}
+
+function onTargetClose(this: Carrier): void {
+  this[kBridge].onClose("target");
+}
+
+function onClientTimeout(this: Carrier): void {
+  this[kBridge].onTimeout();
+}
+
+function halfClosed(from: Socket): void {
+  const bridge = (from as Carrier)[kBridge];
+  bridge.onHalfClose(from === bridge.client ? "client-closed" : "target-closed");
 }

@@ -303,8 +303,13 @@ export class Listener {
     );
     this.bridges.add(bridge);
     this.scheduleKeepAlive(bridge);
-    const way = { router: this.router, connectTimeoutMs: this.current.connectTimeoutMs };
-    void reachTarget(bridge, { ...way, clientKey: client.text, endpoints: arrival.endpoints });
+    const way = {
+      router: this.router,
+      connectTimeoutMs: this.current.connectTimeoutMs,
+      clientKey: client.text,
+      arrival,
+    };
+    void reachTarget(bridge, way);
   }
 
   /**
@@ -346,6 +351,9 @@ export class Listener {
     this.counters.bytesUpClosed += end.bytesUp;
     this.counters.bytesDownClosed += end.bytesDown;
     this.onBridgeEnd?.(end);
+    const quiet = end.reason !== "connect-failed" && end.reason !== "filter-error";
+    // At warn and above (as in a busy instance) the line is not built at all.
+    if (quiet && !this.log.isLevelEnabled("info")) return;
     const fields = {
       listener: end.listener,
       client: end.client,
@@ -357,8 +365,8 @@ export class Listener {
       end: end.reason,
       ...(end.errors.length > 0 && { errors: end.errors }),
     };
-    if (end.reason === "connect-failed") this.log.warn(fields, "no target reachable");
-    else if (end.reason === "filter-error") this.log.warn(fields, "bridge closed: its filter failed");
-    else this.log.info(fields, "bridge closed");
+    if (quiet) this.log.info(fields, "bridge closed");
+    else if (end.reason === "connect-failed") this.log.warn(fields, "no target reachable");
+    else this.log.warn(fields, "bridge closed: its filter failed");
   }
 }

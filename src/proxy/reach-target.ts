@@ -5,6 +5,7 @@ import type { Bridge } from "./bridge.ts";
 import { type Endpoints, proxyHeaderV1, proxyHeaderV2 } from "./proxy-protocol.ts";
 import type { Router } from "./router.ts";
 import { peekClientHello } from "./stages/client-hello.ts";
+import type { Arrival } from "./stages/proxy-header.ts";
 import type { TargetPool } from "./target-pool.ts";
 
 export interface Onward {
@@ -18,8 +19,8 @@ export interface Way {
   readonly connectTimeoutMs: number;
   /** The client's address, for source-hash. */
   readonly clientKey: string;
-  /** What our PROXY header says; undefined when unknown (UNKNOWN in v1, LOCAL in v2). */
-  readonly endpoints: Endpoints | undefined;
+  /** Its endpoints are what our PROXY header says; read only when one is sent. */
+  readonly arrival: Pick<Arrival, "endpoints">;
 }
 
 /**
@@ -52,7 +53,8 @@ export async function reachTarget(bridge: Bridge, way: Way): Promise<void> {
     if (!bridge.done) bridge.connectFailed(dialed.errors);
     return;
   }
-  if (onward.proxyProtocol && !bridge.done) dialed.socket.write(proxyHeader(onward.proxyProtocol, way.endpoints));
+  if (onward.proxyProtocol && !bridge.done)
+    dialed.socket.write(proxyHeader(onward.proxyProtocol, way.arrival.endpoints));
   bridge.join(dialed);
 }
 

@@ -32,11 +32,15 @@ export function directArrival(socket: Socket, peer: ClientAddress): Arrival {
     client: peer,
     port,
     headerBytes: 0,
-    endpoints: {
-      sourceAddress: peer.text,
-      sourcePort: port,
-      destinationAddress: socket.localAddress ?? "",
-      destinationPort: socket.localPort ?? 0,
+    // Asked only when a PROXY header is sent on: the local address is a getsockname(2)
+    // call, which most bridges never need.
+    get endpoints(): Endpoints {
+      return {
+        sourceAddress: peer.text,
+        sourcePort: port,
+        destinationAddress: socket.localAddress ?? "",
+        destinationPort: socket.localPort ?? 0,
+      };
     },
     trusted: false,
   };
@@ -71,7 +75,8 @@ function fromHeader(socket: Socket, peer: ClientAddress, header: ProxyHeader, le
   if (header.command !== "proxy") {
     // The peer stands for the client; what we send on says "unknown".
     return {
-      ...directArrival(socket, peer),
+      client: peer,
+      port: socket.remotePort ?? 0,
       headerBytes: length,
       endpoints: undefined,
       trusted: header.command === "local",
