@@ -10,12 +10,12 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type BackendPorts, startBackends } from "./lib/backends.ts";
 import { idleBridges } from "./lib/idle-bridges.ts";
-import { iperf3, redisGet, redisRequestsFor, wrk } from "./lib/load-tools.ts";
+import { iperf3, redisGet, redisRequestsFor, warmUp, wrk } from "./lib/load-tools.ts";
 import { availableTools, loadAverage, type Machine, machineFacts } from "./lib/machine.ts";
 import {
-  cpuSeconds,
   freePorts,
   killAllNow,
+  measured,
   memoryKiB,
   recordPidsIn,
   runTool,
@@ -30,13 +30,15 @@ import {
   type RunningProxy,
   startProxy,
   startTcpgateWith,
+  tcpgateCommand,
   tcpgateYaml,
 } from "./lib/proxies.ts";
 import { reloadUnderLoad } from "./lib/reload-under-load.ts";
 import { FIGURES, markdownTable, record, type Samples, summarise } from "./lib/report.ts";
 import { allowList, denyList } from "./lib/rule-lists.ts";
+import { coresNote, workersConfigs, workersRound, workersSkipReason } from "./lib/workers.ts";
 
-const TESTS = ["bulk", "rate", "persistent", "idle", "admission", "reload", "front", "filter"] as const;
+const TESTS = ["bulk", "rate", "persistent", "idle", "admission", "reload", "front", "filter", "workers"] as const;
 const ALL_PROXIES: ProxyName[] = ["direct", "tcpgate", "haproxy", "node-pipe"];
 
 function settings() {
@@ -69,6 +71,8 @@ function settings() {
     reloadVia: via as "file" | "sighup",
     rules: num("BENCH_RULES", 10_000),
     proxies: list("BENCH_PROXIES", ALL_PROXIES),
+    /** The Node.js that runs tcpgate (and the node pipe proxy): bench/run's --node, else this one. */
+    node: env.BENCH_NODE || process.execPath,
     tests: list("BENCH_TESTS", TESTS),
   };
 }
@@ -88,13 +92,6 @@ function say(message: string): void {
 function note(message: string): void {
   notes.push(message);
   say(`NOTE: ${message}`);
-}
-
-/** Runs `work` and reports the proxy process's CPU seconds over it (null without a proxy). */
-async function measured<T>(pid: number | null, work: () => Promise<T>): Promise<{ result: T; cpu: number | null }> {
-  const before = pid === null ? 0 : cpuSeconds(pid);
-  const result = await work();
-  return { result, cpu: pid === null ? null : cpuSeconds(pid) - before };
 }
 
 async function attempt(what: string, work: () => Promise<void>): Promise<void> {
@@ -134,12 +131,8 @@ async function bulk(proxy: RunningProxy, s: Settings): Promise<void> {
   if (proxy.pid !== null) record(samples, "bulk.peakRss", proxy.name, memoryKiB(proxy.pid, "VmHWM") / 1024);
 }
 
-async function warmUp(proxy: RunningProxy): Promise<void> {
-  await wrk(proxy.ports.http, 1, false);
-}
-
 async function connectionRate(proxy: RunningProxy, s: Settings): Promise<void> {
-  await warmUp(proxy);
+  await warmUp(proxy.ports.http);
   const { result, cpu } = await measured(proxy.pid, () => wrk(proxy.ports.http, s.seconds, true));
   const cpuPerConn = cpu === null ? null : (cpu / result.requests) * 1e6;
   record(samples, "close.rps", proxy.name, result.rps);
@@ -169,7 +162,7 @@ async function persistent(proxy: RunningProxy, s: Settings, tools: Set<string>):
     }
   }
   if (tools.has("wrk") && tools.has("nginx")) {
-    await warmUp(proxy);
+    await warmUp(proxy.ports.http);
     const { result, cpu } = await measured(proxy.pid, () => wrk(proxy.ports.http, s.seconds, false));
     const cpuPerReq = cpu === null ? null : (cpu / result.requests) * 1e6;
     record(samples, "ka.rps", proxy.name, result.rps);
@@ -240,14 +233,8 @@ async function admission(setup: ProxySetup, s: Settings, round: number, ports: {
     record(samples, "adm.live", "tcpgate", live ? 1 : 0);
     if (!live)
       note(`round ${round + 1}: admission rules not live (127.0.0.1 got "${admitted}", 127.0.0.2 got "${refused}")`);
-    const proxyFor = (port: number): RunningProxy => ({
-      name: "tcpgate",
-      pid: child.pid,
-      ports: { ...setup.backends, http: port },
-      stop: async () => {},
-    });
-    await warmUp(proxyFor(ports.open));
-    await warmUp(proxyFor(ports.ruled));
+    await warmUp(ports.open);
+    await warmUp(ports.ruled);
     // Each side runs twice, in the order A B B A (B A A B in odd rounds), so neither side
     // always runs on a warmer process or in a quieter second; a side's figure is its mean.
     const sides: Record<"none" | "rules", number> = { none: ports.open, rules: ports.ruled };
@@ -467,16 +454,33 @@ function noteLogLines(dir: string): void {
 
 // ---- the run ----------------------------------------------------------------------------
 
-function rendered(machine: Machine, s: Settings, loadStart: string, loadEnd: string, idleCount: number): string {
+/** tcpgate's command line for the header: the Node by name, the flags as they are. */
+function tcpgateRunAs(setup: ProxySetup): string {
+  const { args } = tcpgateCommand(setup);
+  return ["node", ...args.slice(0, -1), "dist/cli.js"].join(" ");
+}
+
+function rendered(
+  machine: Machine,
+  setup: ProxySetup,
+  s: Settings,
+  loadStart: string,
+  loadEnd: string,
+  idleCount: number,
+): string {
   const summary = summarise(samples);
+  const ranWorkers = Object.keys(samples).some((id) => id.startsWith("wk."));
   const minutes = ((Date.now() - started) / 60000).toFixed(1);
   const lines = [
     `# tcpgate bench, ${machine.date.slice(0, 10)}`,
     "",
     `- machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB, ${machine.kernel}; open-files limit ${machine.fdLimit}`,
     `- load average (1, 5, 15 min): ${loadStart} at the start, ${loadEnd} at the end; shared machine: expect noise`,
-    `- tcpgate ${machine.tcpgate}, run as \`dist/cli.js --config … --log-level warn\` (the bin, with its V8 flags) on ${machine.node}`,
-    `- ${machine.haproxy} (mode tcp, nbthread 1); ${machine.nginx} (1 worker); ${machine.redis}; ${machine.iperf3}; ${machine.wrk}`,
+    `- tcpgate ${machine.tcpgate}, run as \`${tcpgateRunAs(setup)} --config … --log-level warn\` (the V8 flags from ` +
+      `dist/cli.js's first line) on **Node ${machine.tcpgateNode}**, as is the node pipe proxy; the bench itself on ${machine.node}`,
+    `- ${machine.haproxy} (mode tcp, nbthread 1${ranWorkers ? "; nbthread 2 too in the workers test" : ""}); ` +
+      `${machine.nginx} (1 worker); ` +
+      `${machine.redis}; ${machine.iperf3}; ${machine.wrk}`,
     `- ${s.rounds} round(s), ${s.seconds} s per test, proxies in rotating order; ${idleCount} idle connections; ` +
       `${s.reloads} reloads a round (${s.reloadVia === "file" ? "file rewritten in place, watcher" : "SIGHUP"}), ` +
       `${s.reloadClients} client loops; took ${minutes} min`,
@@ -499,7 +503,7 @@ async function main(): Promise<void> {
   say(`work folder ${dir}; ${JSON.stringify(s)}`);
 
   const tools = availableTools();
-  const machine = machineFacts(repoRoot);
+  const machine = machineFacts(repoRoot, s.node);
   const loadStart = loadAverage();
   const fdLimit = Number(machine.fdLimit) || 1024;
   // Each bridge holds two descriptors in the proxy; keep some for everything else.
@@ -526,8 +530,9 @@ async function main(): Promise<void> {
     reload: [],
     front: [],
     filter: [],
+    workers: ["wrk", "nginx"],
   };
-  const tests = s.tests.filter((t) => {
+  let tests = s.tests.filter((t) => {
     const missing = (need[t] ?? []).filter((tool) => !tools.has(tool));
     if (missing.length) note(`${t}: skipped, ${missing.join(" and ")} not installed`);
     return missing.length === 0;
@@ -546,6 +551,7 @@ async function main(): Promise<void> {
   const setup: ProxySetup = {
     dir,
     repoRoot,
+    node: s.node,
     backends,
     listen: { tcpgate: four(), haproxy: four(), "node-pipe": four() },
     fdLimit,
@@ -558,6 +564,18 @@ async function main(): Promise<void> {
     redis: { plain: take(), filtered: take() },
   };
 
+  if (tests.includes("workers") && proxies.includes("tcpgate")) {
+    const skip = await workersSkipReason(setup, machine.tcpgateNode);
+    if (skip) {
+      note(skip);
+      tests = tests.filter((t) => t !== "workers");
+    } else {
+      const cores = coresNote(os.availableParallelism());
+      if (cores) note(cores);
+    }
+  }
+  const workers = workersConfigs(proxies.includes("haproxy"));
+
   say(`backends on 127.0.0.1: ${JSON.stringify(backends)}`);
   await startBackends(dir, backends, tools);
 
@@ -566,6 +584,21 @@ async function main(): Promise<void> {
     say(`round ${round + 1}/${s.rounds}: ${order.join(", ")}`);
     for (const test of tests) {
       if (stopping) break;
+      if (test === "workers") {
+        if (!proxies.includes("tcpgate")) continue;
+        await workersRound({
+          setup,
+          seconds: s.seconds,
+          round,
+          configs: workers,
+          redis: tools.has("redis-benchmark") && tools.has("redis-server"),
+          samples,
+          attempt,
+          say,
+          note,
+        });
+        continue;
+      }
       if (test === "admission" || test === "reload" || test === "front" || test === "filter") {
         if (!proxies.includes("tcpgate")) continue;
         say(`round ${round + 1}: ${test}`);
@@ -596,7 +629,7 @@ async function main(): Promise<void> {
   await stopAll();
   noteLogLines(dir);
 
-  const markdown = rendered(machine, s, loadStart, loadEnd, idleCount);
+  const markdown = rendered(machine, setup, s, loadStart, loadEnd, idleCount);
   process.stdout.write(`\n${markdown}`);
   const full = !s.quick && s.proxies.length === ALL_PROXIES.length && s.tests.length === TESTS.length;
   const stem =

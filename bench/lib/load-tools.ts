@@ -62,6 +62,11 @@ export async function wrk(port: number, seconds: number, close: boolean): Promis
   };
 }
 
+/** One second of keep-alive load before a rate is measured: the proxy's code paths are hot, its pools filled. */
+export async function warmUp(port: number): Promise<void> {
+  await wrk(port, 1, false);
+}
+
 function toMs(value: string, unit: string): number {
   const n = Number(value);
   return unit === "us" ? n / 1000 : unit === "s" ? n * 1000 : n;

@@ -30,7 +30,10 @@ export interface Machine {
   cpu: string;
   memoryGiB: number;
   kernel: string;
+  /** The Node.js that runs the bench (load scripts, echo server). */
   node: string;
+  /** The Node.js that runs tcpgate and the node pipe proxy: `version (path)`. */
+  tcpgateNode: string;
   haproxy: string;
   nginx: string;
   redis: string;
@@ -40,7 +43,17 @@ export interface Machine {
   fdLimit: string;
 }
 
-export function machineFacts(repoRoot: string): Machine {
+/** The version `node --version` prints; throws when that Node cannot be run. */
+export function nodeVersion(node: string): string {
+  const run = spawnSync(node, ["--version"], { encoding: "utf8" });
+  const printed = run.stdout?.trim() ?? "";
+  if (run.error || run.status !== 0 || !/^v\d+\.\d+\.\d+/.test(printed)) {
+    throw new Error(`cannot run ${node} --version: ${run.error?.message ?? (run.stderr || printed)}`.trim());
+  }
+  return printed;
+}
+
+export function machineFacts(repoRoot: string, tcpgateNode: string): Machine {
   const cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
   let tcpgate = "?";
   try {
@@ -57,6 +70,7 @@ export function machineFacts(repoRoot: string): Machine {
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     kernel: `${os.type()} ${os.release()}`,
     node: process.version,
+    tcpgateNode: `${nodeVersion(tcpgateNode)} (${tcpgateNode})`,
     haproxy: version("HAProxy", "haproxy", ["-v"], /version (\S+)/),
     nginx: version("nginx", "nginx", ["-v"], /nginx\/(\S+)/),
     redis: version("redis", "redis-server", ["--version"], /v=(\S+)/),

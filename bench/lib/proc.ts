@@ -107,6 +107,16 @@ export function cpuSeconds(pid: number): number {
   return (utime + stime) / CLOCK_TICKS;
 }
 
+/** Runs `work` and reports the process's CPU seconds over it (null without a process: direct). */
+export async function measured<T>(
+  pid: number | null,
+  work: () => Promise<T>,
+): Promise<{ result: T; cpu: number | null }> {
+  const before = pid === null ? 0 : cpuSeconds(pid);
+  const result = await work();
+  return { result, cpu: pid === null ? null : cpuSeconds(pid) - before };
+}
+
 /** A field of /proc/<pid>/status in KiB: VmRSS (now) or VmHWM (peak since start). */
 export function memoryKiB(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");

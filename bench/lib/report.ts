@@ -27,6 +27,9 @@ const f = (
   ratios = true,
 ): FigureSpec => ({ id, test, label, unit, better, digits, combine, ratios });
 
+/** The thread counts of the workers test (tcpgate `workers`, HAProxy `nbthread`), as its figure ids end: `wk.close.rps.2`. */
+export const WORKERS_THREADS = [1, 2, "auto"] as const;
+
 export const FIGURES: FigureSpec[] = [
   f("bulk1.gbps", "1 bulk", "iperf3, 1 stream", "Gbit/s", "↑", 2),
   f("bulk1.cpu", "1 bulk", "proxy CPU, 1 stream", "CPU s/GB", "↓", 3),
@@ -99,6 +102,9 @@ export const FIGURES: FigureSpec[] = [
   ...filterFigures("bulk", "iperf3, 1 stream", "Gbit/s", 2),
   ...filterFigures("redis1", "redis-benchmark GET, -c 50", "req/s", 0),
   ...filterFigures("redis16", "redis-benchmark GET, -c 50 -P 16", "req/s", 0),
+  ...workersFigures("close", "wrk Connection: close", "connection rate", "connection", 1),
+  ...workersFigures("ka", "wrk keep-alive, -c 50", "request rate", "request", 2),
+  ...workersFigures("redis", "redis-benchmark GET, -c 50", "request rate", "request", 2),
 ];
 
 /** A pass-through filter against none, on one tcpgate: each side, and filtered ÷ plain for it and for CPU per unit. */
@@ -109,6 +115,28 @@ function filterFigures(id: string, what: string, unit: string, digits: number): 
     f(`flt.${id}.filtered`, test, `${what}, pass-through filter`, unit, "↑", digits, "median", false),
     f(`flt.${id}.ratio`, test, `${what}: filtered ÷ no filter`, "×", "↑", 2, "median", false),
     f(`flt.${id}.cpuRatio`, test, `${what}: tcpgate CPU per unit, filtered ÷ no filter`, "×", "↓", 2, "median", false),
+  ];
+}
+
+/**
+ * One load of the workers test: in the tcpgate column `workers: n`, in the HAProxy column
+ * `nbthread n` (not run with auto), so ×HAProxy compares equal thread counts; and the
+ * scaling row, 2 threads ÷ 1 of the same round, for each.
+ */
+function workersFigures(load: string, what: string, rate: string, per: string, cpuDigits: number): FigureSpec[] {
+  const test = "9 workers";
+  const threads = (n: (typeof WORKERS_THREADS)[number]) =>
+    n === "auto" ? "workers: auto (HAProxy: not run)" : `workers: ${n} / nbthread ${n}`;
+  return [
+    ...WORKERS_THREADS.map((n) => f(`wk.${load}.rps.${n}`, test, `${what}; ${threads(n)}`, "req/s", "↑", 0)),
+    f(`wk.${load}.scale`, test, `${rate}, 2 threads ÷ 1 (workers, nbthread)`, "×", "↑", 2, "median", false),
+    ...WORKERS_THREADS.map((n) => f(`wk.${load}.p99.${n}`, test, `latency p99; ${threads(n)}`, "ms", "↓", 3)),
+    ...WORKERS_THREADS.map((n) =>
+      f(`wk.${load}.cpu.${n}`, test, `proxy CPU per ${per}; ${threads(n)}`, "µs", "↓", cpuDigits),
+    ),
+    ...(load === "redis"
+      ? []
+      : [f(`wk.${load}.errors`, test, `${what}: wrk errors, every thread count`, "count", "0", 0, "sum", false)]),
   ];
 }
 
@@ -161,7 +189,7 @@ const ratio = (value: number | null | undefined, reference: number | null | unde
     ? "—"
     : `${(value / reference).toFixed(2)}×`;
 
-/** The one table: figure rows, with each proxy's value and its ratios to HAProxy and to direct. */
+/** The one table: figure rows, with each proxy's value and its ratios to HAProxy and to direct; rows of tests not run are left out. */
 export function markdownTable(summary: Summary): string {
   const head = [
     "test",
@@ -181,6 +209,7 @@ export function markdownTable(summary: Summary): string {
   const rows = [`| ${head.join(" | ")} |`, `|${head.map((_, i) => (i < 4 ? "---" : "---:")).join("|")}|`];
   for (const figure of FIGURES) {
     const v = summary[figure.id] ?? {};
+    if (Object.values(v).every((value) => value === null || value === undefined)) continue;
     const r = (proxy: ProxyName, reference: ProxyName) => (figure.ratios ? ratio(v[proxy], v[reference]) : "—");
     rows.push(
       `| ${[
