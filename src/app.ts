@@ -1,6 +1,6 @@
 // Puts the running parts together: the gateway with its listeners, the admin endpoint and
 // its metrics, and (with a config file) the reloader and the file watcher.
-import { createMetrics } from "./admin/metrics.ts";
+import type { Metrics } from "./admin/metrics.ts";
 import { AdminServer } from "./admin/server.ts";
 import type { GatewayView } from "./admin/view.ts";
 import type { RuntimeConfig } from "./config/runtime.ts";
@@ -40,7 +40,15 @@ export async function startApp(options: AppOptions): Promise<App> {
   const startedAt = Date.now();
   let shuttingDown = false;
   let reloader: Reloader | undefined;
-  const gateway = new Gateway(log, (end) => metrics.bridgeEnded(end));
+  // prom-client is loaded by an instance that serves /metrics: one without an admin
+  // endpoint never needs its memory. An endpoint a reload adds loads it at its first
+  // scrape, and the duration histogram counts bridges from then on.
+  let metrics: Metrics | undefined;
+  const loadMetrics = async () => {
+    metrics ??= (await import("./admin/metrics.ts")).createMetrics(view);
+    return metrics;
+  };
+  const gateway = new Gateway(log, (end) => metrics?.bridgeEnded(end));
   // workers > 1: the listeners run in worker threads; this gateway keeps only the admin endpoint.
   const pool =
     options.config.workers > 1
@@ -53,11 +61,11 @@ export async function startApp(options: AppOptions): Promise<App> {
     reloads: () => ({ ...(reloader?.counts ?? { applied: 0, rejected: 0, unchanged: 0 }) }),
     configAppliedAt: () => running.appliedAt,
   };
-  const metrics = createMetrics(view);
+  if (options.config.admin) await loadMetrics();
   const admin = new AdminServer(
     {
       view,
-      metrics,
+      metrics: loadMetrics,
       status: {
         version: options.version,
         startedAt,

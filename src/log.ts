@@ -1,6 +1,6 @@
 // pino JSON lines on stdout, or pino-pretty for people (--pretty).
+import { createRequire } from "node:module";
 import { type Logger, pino } from "pino";
-import pretty from "pino-pretty";
 
 export type { Logger };
 
@@ -9,7 +9,11 @@ const PIPE_BUF = 4096;
 
 export function createLogger(options: { level: string; pretty: boolean; sharedStdout?: boolean }): Logger {
   const base = { level: options.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
-  if (options.pretty) return pino(base, pretty({ sync: true, colorize: process.stdout.isTTY ?? false }));
+  if (options.pretty) {
+    // Loaded only for --pretty: a few MiB of memory no JSON-logging instance needs.
+    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof import("pino-pretty");
+    return pino(base, pretty({ sync: true, colorize: process.stdout.isTTY ?? false }));
+  }
   // Asynchronous writes keep the write(2) per log line off the accept and close paths.
   // minLength 1 writes each line at once, as the default 0 does, and makes log.flush(cb)
   // wait until every line logged so far is out: with 0, sonic-boom calls cb at once, the

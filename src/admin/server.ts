@@ -18,7 +18,8 @@ import type { GatewayView } from "./view.ts";
 
 export interface AdminHandlers {
   readonly view: GatewayView;
-  readonly metrics: Metrics;
+  /** Loads prom-client on first use (see app.ts). */
+  readonly metrics: () => Promise<Metrics>;
   readonly status: StatusContext;
   /** Undefined in quick mode: there is no file to reload or plan against. */
   readonly reload: (() => Promise<ReloadOutcome>) | undefined;
@@ -157,10 +158,12 @@ export class AdminServer implements AttachedEndpoint {
         await view.refresh?.();
         sendJson(res, 200, buildStatus(view, status));
         return;
-      case "/metrics":
+      case "/metrics": {
         await view.refresh?.();
-        send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
+        const { registry } = await metrics();
+        send(res, 200, await registry.metrics(), registry.contentType);
         return;
+      }
       case "/reload": {
         if (!reload) {
           sendJson(res, 409, { outcome: "rejected", errors: ["quick mode has no config file to reload"] });
