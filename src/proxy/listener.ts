@@ -355,6 +355,8 @@ export class Listener {
       bytesDown: end.bytesDown,
       durationMs: end.durationMs,
       end: end.reason,
+      route: end.route,
+      serverName: end.serverName,
       ...(end.errors.length > 0 && { errors: end.errors }),
     };
     if (end.reason === "connect-failed") this.log.warn(fields, "no target reachable");
