@@ -36,9 +36,10 @@ const listenAddress = checked('an "ip:port" or ":port" string', parseListenAddre
 });
 
 /** "0660" as chmod takes it; YAML reads an unquoted 0660 as the number 660, meant the same way. */
+const NOT_A_MODE = 'must be a file mode such as "0600" or "0660"';
 const fileMode = z
-  .union([z.string(), z.int()], { error: 'must be a file mode such as "0600" or "0660"' })
-  .refine((value) => /^0?[0-7]{3}$/.test(String(value)), { error: 'must be a file mode such as "0600" or "0660"' });
+  .union([z.string(), z.int()], { error: NOT_A_MODE })
+  .refine((value) => /^0?[0-7]{3}$/.test(String(value)), { error: NOT_A_MODE });
 
 const positiveInt = z.int().min(1).max(10_000_000);
 
