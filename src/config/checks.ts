@@ -89,8 +89,13 @@ export function crossFieldIssues(data: unknown): SourceIssue[] {
       }
       issues.push(...aclReferenceIssues(l.acceptProxyFrom, ["listeners", index, "acceptProxy", "from"], acls));
     });
-    if (isMap(data) && isMap(data.defaults) && isMap(data.defaults.acceptProxy))
-      issues.push(...aclReferenceIssues(data.defaults.acceptProxy.from, ["defaults", "acceptProxy", "from"], acls));
+    if (isMap(data) && isMap(data.defaults)) {
+      const defaults = data.defaults;
+      for (const list of ["allow", "deny"] as const)
+        issues.push(...aclReferenceIssues(defaults[list], ["defaults", list], acls));
+      if (isMap(defaults.acceptProxy))
+        issues.push(...aclReferenceIssues(defaults.acceptProxy.from, ["defaults", "acceptProxy", "from"], acls));
+    }
     if (isMap(data) && isMap(data.admin))
       issues.push(...aclReferenceIssues(data.admin.allow, ["admin", "allow"], acls));
   }

@@ -27,10 +27,14 @@ export function lintFindings(config: RuntimeConfig, raw: unknown): LintFinding[]
   return config.listeners.flatMap((l, i) => {
     const own = rawListener(raw, i);
     const at = (key: string): KeyPath => (own && key in own ? ["listeners", i, key] : ["defaults", key]);
+    // One list from defaults and the other the listener's own: the finding holds for this listener only.
+    const mixed = at("allow")[0] !== at("deny")[0];
     return [
       ...listFindings(l.allow, "allow", at("allow")),
       ...listFindings(l.deny, "deny", at("deny")),
-      ...allowDenyFindings(l, at("allow"), at("deny")),
+      ...allowDenyFindings(l, at("allow"), at("deny")).map((f) =>
+        mixed ? { ...f, message: `listener "${l.name}": ${f.message}` } : f,
+      ),
       ...(l.schedule ? windowFindings(l.schedule.windows, [...at("schedule"), "windows"]) : []),
       ...limitFindings(l, at),
     ];

@@ -208,13 +208,17 @@ function tooBig(issue: ZodIssue & { code: "too_big" }): string {
   return issue.inclusive === false ? `must be less than ${max}` : `must be at most ${max}`;
 }
 
-/** Report the branch the value was meant for: an object for the object form, and so on. */
+/**
+ * Report the branch the value was meant for: an object for the object form, and so on.
+ * A value no branch takes at all (a number for a target, `proxyProtocol: v3`) gets the
+ * union's own message, which names every form the value may take.
+ */
 function fromUnion(issue: ZodIssue & { code: "invalid_union" }, path: KeyPath, data: unknown): SourceIssue[] {
-  const branch = issue.errors.find((errors) => !errors.some((e) => e.code === "invalid_type" && e.path.length === 0));
+  const refusedWhole = (errors: readonly ZodIssue[]) =>
+    errors.some((e) => e.path.length === 0 && (e.code === "invalid_type" || e.code === "invalid_value"));
+  const branch = issue.errors.find((errors) => !refusedWhole(errors));
   if (branch) return branch.flatMap((e) => fromZod(e, path, data));
-  return [
-    { path, message: `must be a "host:port" string or an {address, weight} map, not ${describe(valueAt(data, path))}` },
-  ];
+  return [{ path, message: `${issue.message}, not ${describe(valueAt(data, path))}` }];
 }
 
 function valueAt(data: unknown, path: KeyPath): unknown {

@@ -146,27 +146,32 @@ export function normalise(raw: RawConfig): RuntimeConfig {
   const optionalMs = (value: string | undefined) => (value === undefined ? undefined : must(parseDuration)(value));
 
   const acceptProxy = (raw: RawListener["acceptProxy"]): ListenerConfig["acceptProxy"] =>
-    raw && { from: raw.from.map(rule), timeoutMs: ms(raw.timeout, BUILT_IN_DEFAULTS.acceptProxyTimeoutMs) };
+    raw ? { from: raw.from.map(rule), timeoutMs: ms(raw.timeout, BUILT_IN_DEFAULTS.acceptProxyTimeoutMs) } : undefined;
 
   const healthCheck = (raw: RawListener["healthCheck"]): HealthCheck | undefined =>
-    raw && {
-      intervalMs: ms(raw.interval, BUILT_IN_DEFAULTS.healthCheck.intervalMs),
-      timeoutMs: ms(raw.timeout, BUILT_IN_DEFAULTS.healthCheck.timeoutMs),
-      fall: raw.fall ?? BUILT_IN_DEFAULTS.healthCheck.fall,
-      rise: raw.rise ?? BUILT_IN_DEFAULTS.healthCheck.rise,
-    };
+    raw
+      ? {
+          intervalMs: ms(raw.interval, BUILT_IN_DEFAULTS.healthCheck.intervalMs),
+          timeoutMs: ms(raw.timeout, BUILT_IN_DEFAULTS.healthCheck.timeoutMs),
+          fall: raw.fall ?? BUILT_IN_DEFAULTS.healthCheck.fall,
+          rise: raw.rise ?? BUILT_IN_DEFAULTS.healthCheck.rise,
+        }
+      : undefined;
 
-  const listener = (l: RawListener): ListenerConfig => {
+  const listener = (own: RawListener): ListenerConfig => {
+    // A key the listener sets replaces the default as a whole: lists and maps are not merged.
+    // (zod leaves an absent key absent, so it never hides a default.)
+    const l = { ...defaults, ...own };
     const listen = must(parseListenAddress)(l.listen);
     const balance = l.balance ?? BUILT_IN_DEFAULTS.balance;
-    // What a route leaves out it takes from its listener.
+    // What a route leaves out it takes from its listener; false there too means none.
     const route = (r: RawRoute): RouteConfig => ({
       sni: r.sni,
       key: r.sni.join(","),
       targets: r.targets.map(targetConfig),
       balance: r.balance ?? balance,
       healthCheck: healthCheck(r.healthCheck ?? l.healthCheck),
-      proxyProtocol: r.proxyProtocol ?? l.proxyProtocol,
+      proxyProtocol: orNone(r.proxyProtocol ?? l.proxyProtocol),
     });
     return {
       name: l.name,
@@ -177,22 +182,24 @@ export function normalise(raw: RawConfig): RuntimeConfig {
       balance,
       allow: (l.allow ?? []).map(rule),
       deny: (l.deny ?? []).map(rule),
-      schedule: l.schedule && {
-        timezone: l.schedule.timezone,
-        windows: l.schedule.windows.map((w) => ({ days: w.days && expandDays(w.days), from: w.from, to: w.to })),
-      },
-      maxConnections: l.maxConnections ?? defaults.maxConnections,
-      maxConnectionsPerClient: l.maxConnectionsPerClient ?? defaults.maxConnectionsPerClient,
-      connectTimeoutMs: ms(l.connectTimeout ?? defaults.connectTimeout, BUILT_IN_DEFAULTS.connectTimeoutMs),
-      idleTimeoutMs: ms(l.idleTimeout ?? defaults.idleTimeout, BUILT_IN_DEFAULTS.idleTimeoutMs),
-      maxDurationMs: optionalMs(l.maxDuration ?? defaults.maxDuration),
-      halfCloseTimeoutMs: ms(l.halfCloseTimeout ?? defaults.halfCloseTimeout, BUILT_IN_DEFAULTS.halfCloseTimeoutMs),
+      schedule: l.schedule
+        ? {
+            timezone: l.schedule.timezone,
+            windows: l.schedule.windows.map((w) => ({ days: w.days && expandDays(w.days), from: w.from, to: w.to })),
+          }
+        : undefined,
+      maxConnections: l.maxConnections,
+      maxConnectionsPerClient: l.maxConnectionsPerClient,
+      connectTimeoutMs: ms(l.connectTimeout, BUILT_IN_DEFAULTS.connectTimeoutMs),
+      idleTimeoutMs: ms(l.idleTimeout, BUILT_IN_DEFAULTS.idleTimeoutMs),
+      maxDurationMs: optionalMs(l.maxDuration),
+      halfCloseTimeoutMs: ms(l.halfCloseTimeout, BUILT_IN_DEFAULTS.halfCloseTimeoutMs),
       healthCheck: healthCheck(l.healthCheck),
-      proxyProtocol: l.proxyProtocol,
+      proxyProtocol: orNone(l.proxyProtocol),
       inspect: l.inspect ?? false,
-      recheck: l.recheck ?? defaults.recheck ?? false,
-      acceptProxy: acceptProxy(l.acceptProxy ?? defaults.acceptProxy),
-      filter: filterSetting(l.filter ?? defaults.filter),
+      recheck: l.recheck ?? false,
+      acceptProxy: acceptProxy(l.acceptProxy),
+      filter: filterSetting(l.filter),
     };
   };
 
@@ -216,7 +223,12 @@ export function normalise(raw: RawConfig): RuntimeConfig {
 }
 
 function filterSetting(raw: RawListener["filter"]): FilterSetting | undefined {
-  return raw && { module: raw.module, options: raw.options, loaded: undefined };
+  return raw ? { module: raw.module, options: raw.options, loaded: undefined } : undefined;
+}
+
+/** `false` where a setting may be inherited: none, whatever would have been inherited. */
+function orNone<T>(value: T | false | undefined): T | undefined {
+  return value === false ? undefined : value;
 }
 
 /** ["mon-wed", "sat"] → mon, tue, wed, sat; a range that wraps ("fri-mon") crosses Sunday. */

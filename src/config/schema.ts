@@ -36,9 +36,10 @@ const listenAddress = checked('an "ip:port" or ":port" string', parseListenAddre
 });
 
 /** "0660" as chmod takes it; YAML reads an unquoted 0660 as the number 660, meant the same way. */
+const NOT_A_MODE = 'must be a file mode such as "0600" or "0660"';
 const fileMode = z
-  .union([z.string(), z.int()])
-  .refine((value) => /^0?[0-7]{3}$/.test(String(value)), { error: 'must be a file mode such as "0600" or "0660"' });
+  .union([z.string(), z.int()], { error: NOT_A_MODE })
+  .refine((value) => /^0?[0-7]{3}$/.test(String(value)), { error: NOT_A_MODE });
 
 const positiveInt = z.int().min(1).max(10_000_000);
 
@@ -133,15 +134,18 @@ const schedule = z
   })
   .strict();
 
-const target = z.union([
-  checked('a "host:port" string', parseTargetAddress).meta({ description: '"host:port" or "[ipv6]:port".' }),
-  z
-    .object({
-      address: checked('a "host:port" string', parseTargetAddress).meta(about('"host:port" or "[ipv6]:port".')),
-      weight: z.int().min(1).max(1000).optional().meta({ description: "Relative share of new bridges. Default 1." }),
-    })
-    .strict(),
-]);
+const target = z.union(
+  [
+    checked('a "host:port" string', parseTargetAddress).meta({ description: '"host:port" or "[ipv6]:port".' }),
+    z
+      .object({
+        address: checked('a "host:port" string', parseTargetAddress).meta(about('"host:port" or "[ipv6]:port".')),
+        weight: z.int().min(1).max(1000).optional().meta({ description: "Relative share of new bridges. Default 1." }),
+      })
+      .strict(),
+  ],
+  { error: 'must be a "host:port" string or an {address, weight} map' },
+);
 
 const healthCheck = z
   .object({
@@ -177,8 +181,38 @@ const filter = z
   })
   .strict();
 
-/** Settings a listener inherits from `defaults` unless it sets its own. */
-const inheritable = {
+export const BALANCE = ["round-robin", "least-connections", "random", "source-hash"] as const;
+
+const balance = z
+  .enum(BALANCE)
+  .optional()
+  .meta(about(`How new bridges are spread over the targets. Default ${BUILT_IN_DEFAULTS.balance}.`));
+const targets = z.array(target).min(1).meta(about('One or more: "host:port" or {address, weight}.'));
+
+/**
+ * A setting whose absence means "none" also takes `false`: none here, whatever `defaults`
+ * (or, for a route, its listener) says. Without it an inherited one could not be undone.
+ */
+function orNone<T extends z.ZodType>(schema: T, what: string) {
+  return z.union([schema, z.literal(false)], { error: `must be ${what} or false` });
+}
+
+const OFF = " false: none, even if defaults (or, for a route, its listener) set one.";
+const healthCheckKey = orNone(healthCheck, "a map")
+  .optional()
+  .meta(about(`Active checks: a TCP connect to each target.${OFF}`));
+const proxyProtocol = orNone(z.enum(["v1", "v2"]), '"v1", "v2"')
+  .optional()
+  .meta(about(`Send a PROXY protocol header of this version to the target.${OFF}`));
+
+/** Every listener key but name, listen, targets and routes: what `defaults` may hold too. */
+const listenerSettings = {
+  balance,
+  allow: ruleList.optional().meta(about("When present and non-empty, clients outside every entry are refused.")),
+  deny: ruleList.optional().meta(about("Clients inside any entry are refused (checked before allow).")),
+  schedule: orNone(schedule, "a map")
+    .optional()
+    .meta(about(`When new connections are admitted. Default: always.${OFF}`)),
   connectTimeout: duration
     .optional()
     .meta(
@@ -201,34 +235,20 @@ const inheritable = {
         "true: a reload closes open bridges the new deny, allow or schedule would refuse, and the end of the last admitting window closes the rest. Default false.",
       ),
     ),
-  acceptProxy: acceptProxy
+  acceptProxy: orNone(acceptProxy, "a map")
     .optional()
     .meta(
       about(
-        "Peers in `from` must start with a PROXY v1 or v2 header; its source is then the client. Others are clients themselves.",
+        `Peers in \`from\` must start with a PROXY v1 or v2 header; its source is then the client. Others are clients themselves.${OFF}`,
       ),
     ),
-  filter: filter
+  filter: orNone(filter, "a map")
     .optional()
-    .meta(
-      about(
-        "Inspect, block or rewrite the bytes of each bridge with an ES module. A listener's filter replaces the one in defaults.",
-      ),
-    ),
+    .meta(about(`Inspect, block or rewrite the bytes of each bridge with an ES module.${OFF}`)),
+  healthCheck: healthCheckKey,
+  proxyProtocol,
+  inspect: z.boolean().optional().meta(about("true: log a bounded preview of each chunk at trace level.")),
 };
-
-export const BALANCE = ["round-robin", "least-connections", "random", "source-hash"] as const;
-
-const balance = z
-  .enum(BALANCE)
-  .optional()
-  .meta(about(`How new bridges are spread over the targets. Default ${BUILT_IN_DEFAULTS.balance}.`));
-const targets = z.array(target).min(1).meta(about('One or more: "host:port" or {address, weight}.'));
-const healthCheckKey = healthCheck.optional().meta(about("Active checks: a TCP connect to each target."));
-const proxyProtocol = z
-  .enum(["v1", "v2"])
-  .optional()
-  .meta(about("Send a PROXY protocol header of this version to the target."));
 
 /** A DNS name (labels of letters, digits, '-' and '_'), optionally "*." for exactly one more label. */
 export const SERVER_NAME =
@@ -274,14 +294,7 @@ export const listenerSchema = z
           "Route TLS clients by the server name in their ClientHello (not decrypted); the first match wins. Keys left out come from the listener.",
         ),
       ),
-    balance,
-    allow: ruleList.optional().meta(about("When present and non-empty, clients outside every entry are refused.")),
-    deny: ruleList.optional().meta(about("Clients inside any entry are refused (checked before allow).")),
-    schedule: schedule.optional().meta(about("When new connections are admitted. Default: always.")),
-    ...inheritable,
-    healthCheck: healthCheckKey,
-    proxyProtocol,
-    inspect: z.boolean().optional().meta(about("true: log a bounded preview of each chunk at trace level.")),
+    ...listenerSettings,
   })
   .strict()
   // Checked at load by checks.ts (so it is said however broken the rest is); stated here for editors.
@@ -297,10 +310,14 @@ export const configSchema = z
       .optional()
       .meta(about("Named address lists, usable by name in allow and deny.")),
     defaults: z
-      .object(inheritable)
+      .object(listenerSettings)
       .strict()
       .optional()
-      .meta(about("Settings every listener inherits unless it sets its own.")),
+      .meta(
+        about(
+          "Any listener key but name, listen, targets and routes: every listener inherits it unless it sets its own, which replaces it whole (lists and maps are not merged).",
+        ),
+      ),
     admin: z
       .object({
         listen: checked('an "ip:port", ":port" or "unix:/path" string', parseAdminAddress).meta({
@@ -341,7 +358,7 @@ export const configSchema = z
       .optional()
       .meta(about("On SIGTERM/SIGINT, how long open bridges may finish.", BUILT_IN_DEFAULTS.shutdownTimeoutMs)),
     workers: z
-      .union([z.int().min(1).max(256), z.literal("auto")])
+      .union([z.int().min(1).max(256), z.literal("auto")], { error: 'must be a whole number from 1 to 256 or "auto"' })
       .optional()
       .meta(
         about(

@@ -39,7 +39,14 @@ export interface BridgeEnd {
   readonly errors: readonly string[];
   /** Why a "route" end was refused. */
   readonly refusal?: string;
+  /** With routes: the route that took the bridge (its names joined by ","); absent for the listener's own targets. */
+  readonly route?: string;
+  /** With routes: the server name the ClientHello asked for; absent when it named none. */
+  readonly serverName?: string;
 }
+
+/** Where a listener with routes sent the bridge, for its access-log line. */
+export type Routed = Pick<BridgeEnd, "route" | "serverName">;
 
 export type BridgeSettings = Pick<
   ListenerConfig,
@@ -86,6 +93,7 @@ export class Bridge {
   private readonly errors: string[] = [];
   private firstEnd: EndReason | undefined;
   private refusal: string | undefined;
+  private routing: Routed | undefined;
   private clientClosed = false;
   private targetClosed = false;
   private finished = false;
@@ -194,6 +202,11 @@ export class Bridge {
     client.resume();
   }
 
+  /** Its ClientHello was read: the access log names the route it picked and the name it asked for. */
+  setRouting(routing: Routed): void {
+    this.routing = routing;
+  }
+
   /** No target could be reached: errors are each failed attempt's. */
   connectFailed(errors: readonly string[]): void {
     this.errors.push(...errors);
@@ -273,6 +286,7 @@ export class Bridge {
         reason,
         errors: this.errors,
         ...(this.refusal !== undefined && { refusal: this.refusal }),
+        ...this.routing,
       },
       this,
     );

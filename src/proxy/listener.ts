@@ -363,6 +363,8 @@ export class Listener {
       bytesDown: end.bytesDown,
       durationMs: end.durationMs,
       end: end.reason,
+      route: end.route,
+      serverName: end.serverName,
       ...(end.errors.length > 0 && { errors: end.errors }),
     };
     if (quiet) this.log.info(fields, "bridge closed");

@@ -36,7 +36,9 @@ export async function reachTarget(bridge: Bridge, way: Way): Promise<void> {
       bridge.refuse(hello.detail);
       return;
     }
-    onward = way.router.route(hello.serverName);
+    const routed = way.router.route(hello.serverName);
+    bridge.setRouting({ route: routed?.route, serverName: hello.serverName });
+    onward = routed;
     if (!onward) {
       bridge.refuse(
         hello.serverName === undefined ? "no server name, no default targets" : `no route for ${hello.serverName}`,

@@ -100,6 +100,73 @@ describe("allow and deny", () => {
     },
   );
 
+  test(
+    "defaults.allow: enforced on a listener without allow; a listener's own allow replaces it, not merged; explain and --check agree",
+    BOUNDED,
+    async () => {
+      const target = await startCountingEcho();
+      const [inheritsPort, ownPort] = await freePorts(2);
+      const gate = await startGate(
+        config(`defaults:
+  allow: [127.0.0.2]
+listeners:
+  - name: inherits
+    listen: 127.0.0.1:${inheritsPort}
+    targets: ["${target.address}"]
+  - name: own
+    listen: 127.0.0.1:${ownPort}
+    targets: ["${target.address}"]
+    allow: [127.0.0.3]
+`),
+      );
+      try {
+        const admitted = await gate.dial(inheritsPort as number, "127.0.0.2");
+        await echoes(admitted, "listed in defaults");
+        const stranger = await gate.tryRefused(inheritsPort as number, "127.0.0.3");
+        assertRefused(stranger, "127.0.0.3 on inherits");
+        await assertRefusalLine(gate, stranger, {
+          listener: "inherits",
+          client: "127.0.0.3",
+          reason: "allow",
+          rule: "no allow entry matches",
+        });
+        const own = await gate.dial(ownPort as number, "127.0.0.3");
+        await echoes(own, "listed by the listener itself");
+        const defaultOnly = await gate.tryRefused(ownPort as number, "127.0.0.2");
+        assertRefused(defaultOnly, "127.0.0.2 on own");
+        await assertRefusalLine(gate, defaultOnly, {
+          listener: "own",
+          client: "127.0.0.2",
+          reason: "allow",
+          rule: "no allow entry matches",
+        });
+        assert.equal(await target.acceptedSoFar(), 2, "the target saw the admitted clients only");
+
+        const explained = await runTcpgate(["explain", "--config", gate.path, "127.0.0.3", "--json"]);
+        assert.equal(explained.code, 0, explained.stderr);
+        const answers = (
+          JSON.parse(explained.stdout) as { listeners: { listener: string; refusedBy: string | null }[] }
+        ).listeners;
+        assert.deepEqual(
+          answers.map((a) => [a.listener, a.refusedBy]),
+          [
+            ["inherits", "allow"],
+            ["own", null],
+          ],
+        );
+        const checked = await runTcpgate(["--config", gate.path, "--check"]);
+        assert.equal(checked.code, 0, checked.stderr);
+        assert.deepEqual(
+          checked.stdout.split("\n").filter((l) => l.startsWith("    allow:")),
+          ["    allow: 127.0.0.2", "    allow: 127.0.0.3"],
+        );
+      } finally {
+        await gate.close();
+        await target.close();
+      }
+    },
+  );
+
   test("deny beats allow; named acls work in both lists; no allow admits all not denied", BOUNDED, async () => {
     const target = await startCountingEcho();
     const [office = 0, guests = 0] = await freePorts(2);

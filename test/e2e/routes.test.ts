@@ -123,6 +123,50 @@ describe("real TLS clients and servers", () => {
     assert.equal(await tag(port), "default");
   });
 
+  test("each bridge's access-log line names its route and the server name the client sent", BOUNDED, async (t) => {
+    const c = cleanup();
+    t.after(() => c.run());
+    const [db, apps, fallback] = await Promise.all(["db", "apps", "default"].map(tlsTarget));
+    for (const s of [db, apps, fallback]) c.add(s as { close(): Promise<void> });
+    const port = await freePort();
+    const gate = await startGate(
+      config(port, [
+        "    routes:",
+        "      - sni: [db.example.com]",
+        `        targets: ["${db?.address}"]`,
+        '      - sni: ["*.apps.example.com", apps.example.com]',
+        `        targets: ["${apps?.address}"]`,
+        `    targets: ["${fallback?.address}"]`,
+      ]),
+    );
+    c.add(gate);
+    /** The access-log line of one TLS client's bridge, once the client has left. */
+    const accessLine = async (servername?: string) => {
+      const from = gate.logs.length;
+      const { socket } = await tlsVisit(port, servername);
+      const clientPort = socket.localPort ?? 0;
+      socket.destroy();
+      const line = await gate.bridgeEnd(clientPort, from);
+      assert.equal(line.msg, "bridge closed");
+      return line;
+    };
+    const toDb = await accessLine("db.example.com");
+    assert.deepEqual([toDb.route, toDb.serverName, toDb.target], ["db.example.com", "db.example.com", db?.address]);
+    // The route by its names joined by "," (as /status and metrics label it); the name as the client sent it.
+    const toApps = await accessLine("Shop.Apps.Example.com");
+    assert.deepEqual(
+      [toApps.route, toApps.serverName, toApps.target],
+      ["*.apps.example.com,apps.example.com", "Shop.Apps.Example.com", apps?.address],
+    );
+    // No route took it: the listener's own targets, and no route field.
+    const unrouted = await accessLine("other.example.org");
+    assert.deepEqual([unrouted.serverName, unrouted.target], ["other.example.org", fallback?.address]);
+    assert.equal("route" in unrouted, false);
+    const nameless = await accessLine();
+    assert.equal(nameless.target, fallback?.address);
+    assert.equal("route" in nameless || "serverName" in nameless, false);
+  });
+
   test("openssl s_client -servername reaches the route for its name", BOUNDED, async (t) => {
     const c = cleanup();
     t.after(() => c.run());

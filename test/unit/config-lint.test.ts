@@ -204,6 +204,28 @@ describe("lint: schedule windows", () => {
   });
 });
 
+describe("lint: settings inherited from defaults", () => {
+  test("flagged where defaults says them, once however many listeners inherit them", () => {
+    const top = `defaults:
+  allow: [10.0.0.0/8, 10.1.0.0/16]
+  schedule: {windows: [{from: "07:00", to: "19:00"}, {from: "18:00", to: "20:00"}]}
+`;
+    const second = "  - name: web\n    listen: 127.0.0.1:8080\n    targets: [127.0.0.1:9000]\n";
+    assert.deepEqual(warningsFor(second, top), [
+      'proxy.yaml:3:23: warning: defaults.allow[1]: "10.1.0.0/16" changes no decision: it is inside "10.0.0.0/8" (allow[0])',
+      "proxy.yaml:4:54: warning: defaults.schedule.windows[1]: overlaps windows[0] (both admit mon 18:00, for one)",
+    ]);
+    // A listener with its own list is not judged by the default one.
+    assert.deepEqual(warningsFor("    allow: [10.0.0.0/8]\n", "defaults:\n  allow: [10.0.0.0/8, 10.0.0.0/8]\n"), []);
+  });
+
+  test("a finding that needs the listener's own list too names the listener", () => {
+    assert.deepEqual(warningsFor("    deny: [10.0.0.0/8]\n", "defaults:\n  allow: [10.1.0.0/16]\n"), [
+      'proxy.yaml:3:11: warning: defaults.allow[0]: listener "db": "10.1.0.0/16" can never admit anyone: it is inside deny entry "10.0.0.0/8" (deny[0])',
+    ]);
+  });
+});
+
 describe("lint: limits", () => {
   test("maxConnectionsPerClient above maxConnections, on the listener or inherited from defaults", () => {
     assert.deepEqual(warningsFor("    maxConnections: 5\n    maxConnectionsPerClient: 6\n"), [

@@ -2,10 +2,10 @@
 // "file:line:col: key.path: message" line an operator sees, and the normalised result.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { test } from "node:test";
+import { describe, test } from "node:test";
 import { type LoadResult, loadConfigFile, MAX_CONFIG_BYTES, parseConfig } from "../../src/config/load.ts";
 import { normalise } from "../../src/config/runtime.ts";
-import { configSchema } from "../../src/config/schema.ts";
+import { configSchema, listenerSchema } from "../../src/config/schema.ts";
 import { tempConfig } from "../support/cli.ts";
 
 const FILE = "proxy.yaml";
@@ -843,6 +843,128 @@ listeners:
   );
 });
 
+test("defaults takes every listener key but name, listen, targets and routes", () => {
+  const listenerKeys = Object.keys(listenerSchema.shape).filter(
+    (k) => !["name", "listen", "targets", "routes"].includes(k),
+  );
+  const defaults = configSchema.shape.defaults.unwrap();
+  assert.deepEqual(Object.keys(defaults.shape).sort(), listenerKeys.sort());
+  for (const key of ["name", "listen", "targets", "routes"]) {
+    assert.equal(parseConfig(`version: 1\ndefaults:\n  ${key}: x\n${withListener().slice(11)}`, FILE).ok, false, key);
+  }
+});
+
+describe("defaults: each listener key is inherited, and a listener's own replaces it whole", () => {
+  /** Listener "inherits" sets nothing; listener "own" sets `own`; both under `defaults`. */
+  const pair = (defaults: string, own: string) => {
+    const config = expectOk(
+      `version: 1\nacls:\n  office: [10.20.0.0/16]\ndefaults:\n${defaults}listeners:\n` +
+        "  - name: inherits\n    listen: 127.0.0.1:8080\n    targets: [127.0.0.1:9000]\n" +
+        `  - name: own\n    listen: 127.0.0.1:8081\n    targets: [127.0.0.1:9000]\n${own}`,
+    );
+    const [inherits, mine] = config.listeners;
+    assert.ok(inherits && mine);
+    return [inherits, mine] as const;
+  };
+  const sources = (rules: readonly { source: string }[]) => rules.map((r) => r.source);
+
+  test("balance", () => {
+    const [inherits, own] = pair("  balance: source-hash\n", "    balance: random\n");
+    assert.deepEqual([inherits.balance, own.balance], ["source-hash", "random"]);
+  });
+
+  test("allow and deny: the listener's list replaces the default list, it is not merged; [] undoes it", () => {
+    const [inherits, own] = pair(
+      "  allow: [office, 192.0.2.0/24]\n  deny: [10.20.99.0/24]\n",
+      "    allow: [198.51.100.0/24]\n    deny: []\n",
+    );
+    assert.deepEqual(sources(inherits.allow), ["office", "192.0.2.0/24"]);
+    assert.deepEqual(
+      inherits.allow[0]?.cidrs.map((c) => c.text),
+      ["10.20.0.0/16"],
+    );
+    assert.deepEqual(sources(inherits.deny), ["10.20.99.0/24"]);
+    assert.deepEqual(sources(own.allow), ["198.51.100.0/24"]);
+    assert.deepEqual(own.deny, []);
+  });
+
+  test("schedule: the listener's replaces the default; false means always open", () => {
+    const defaults = '  schedule: {timezone: UTC, windows: [{days: [mon-fri], from: "07:00", to: "19:00"}]}\n';
+    const [inherits, own] = pair(defaults, '    schedule: {windows: [{from: "22:00", to: "06:00"}]}\n');
+    assert.deepEqual(inherits.schedule, {
+      timezone: "UTC",
+      windows: [{ days: ["mon", "tue", "wed", "thu", "fri"], from: "07:00", to: "19:00" }],
+    });
+    assert.deepEqual(own.schedule, { timezone: undefined, windows: [{ days: undefined, from: "22:00", to: "06:00" }] });
+    assert.equal(pair(defaults, "    schedule: false\n")[1].schedule, undefined);
+  });
+
+  test("healthCheck: replaced whole, not key by key; false turns checks off", () => {
+    const [inherits, own] = pair("  healthCheck: {interval: 2s, fall: 5}\n", "    healthCheck: {timeout: 500ms}\n");
+    assert.deepEqual(inherits.healthCheck, { intervalMs: 2_000, timeoutMs: 1_000, fall: 5, rise: 2 });
+    assert.deepEqual(own.healthCheck, { intervalMs: 5_000, timeoutMs: 500, fall: 3, rise: 2 });
+    assert.equal(pair("  healthCheck: {}\n", "    healthCheck: false\n")[1].healthCheck, undefined);
+  });
+
+  test("proxyProtocol: the listener's wins; false sends no header", () => {
+    const [inherits, own] = pair("  proxyProtocol: v2\n", "    proxyProtocol: v1\n");
+    assert.deepEqual([inherits.proxyProtocol, own.proxyProtocol], ["v2", "v1"]);
+    assert.equal(pair("  proxyProtocol: v2\n", "    proxyProtocol: false\n")[1].proxyProtocol, undefined);
+  });
+
+  test("inspect", () => {
+    const [inherits, own] = pair("  inspect: true\n", "    inspect: false\n");
+    assert.deepEqual([inherits.inspect, own.inspect], [true, false]);
+  });
+
+  test("acceptProxy and filter: false undoes the default on one listener", () => {
+    const [inherits, own] = pair(
+      "  acceptProxy: {from: [10.0.0.0/24]}\n  filter: {module: ./f.mjs}\n",
+      "    acceptProxy: false\n    filter: false\n",
+    );
+    assert.equal(inherits.acceptProxy?.from[0]?.source, "10.0.0.0/24");
+    assert.equal(inherits.filter?.module, "./f.mjs");
+    assert.deepEqual([own.acceptProxy, own.filter], [undefined, undefined]);
+  });
+
+  test("routes take balance, healthCheck and proxyProtocol from their listener, so from defaults; false there too", () => {
+    const config = expectOk(`version: 1
+defaults:
+  balance: least-connections
+  healthCheck: {interval: 2s}
+  proxyProtocol: v2
+listeners:
+  - name: tls
+    listen: 127.0.0.1:8443
+    routes:
+      - sni: [a.example.com]
+        targets: [127.0.0.1:9001]
+      - sni: [b.example.com]
+        targets: [127.0.0.1:9002]
+        healthCheck: false
+        proxyProtocol: false
+`);
+    const [a, b] = config.listeners[0]?.routes ?? [];
+    assert.deepEqual([a?.balance, a?.healthCheck?.intervalMs, a?.proxyProtocol], ["least-connections", 2_000, "v2"]);
+    assert.deepEqual([b?.balance, b?.healthCheck, b?.proxyProtocol], ["least-connections", undefined, undefined]);
+  });
+
+  test("errors in defaults name their place; acl names in its allow and deny must exist", () => {
+    expectErrors(
+      `version: 1\ndefaults:\n  allow: [offce]\n  deny: [quarantine]\n  proxyProtocol: v3\n  healthCheck: true\n${withListener().slice(11)}`,
+      [
+        'proxy.yaml:3:11: defaults.allow[0]: no acl named "offce" in acls',
+        'proxy.yaml:4:10: defaults.deny[0]: no acl named "quarantine" in acls',
+        'proxy.yaml:5:18: defaults.proxyProtocol: must be "v1", "v2" or false, not the string "v3"',
+        "proxy.yaml:6:16: defaults.healthCheck: must be a map or false, not boolean true",
+      ],
+    );
+    expectErrors(withListener("    schedule: true\n    filter: {module: ./f.mjs, options: 1}\n"), [
+      "proxy.yaml:6:15: listeners[0].schedule: must be a map or false, not boolean true",
+    ]);
+  });
+});
+
 test("filter: a listener's replaces the one in defaults; options are any YAML value; the module is loaded later", () => {
   const yaml = (listenerFilter: string) =>
     `version: 1\ndefaults:\n  filter: {module: ./guard.mjs, options: {deny: [FLUSHALL]}}\nlisteners:\n` +
@@ -871,6 +993,6 @@ test("filter: a module is required, a string, and the only other key is options"
     'proxy.yaml:6:31: listeners[0].filter.option: unknown key "option" (did you mean options?)',
   ]);
   expectErrors(withListener("    filter: ./f.mjs\n"), [
-    'proxy.yaml:6:13: listeners[0].filter: must be a map, not the string "./f.mjs"',
+    'proxy.yaml:6:13: listeners[0].filter: must be a map or false, not the string "./f.mjs"',
   ]);
 });

@@ -50,3 +50,38 @@ test("the one-line summary keeps listeners and top-level settings apart", () => 
     "listeners: 1 moved; logLevel, admin changed",
   );
 });
+
+test("a changed default rule list is a change of every listener that inherits it, and refuses their bridges only", () => {
+  const config = (deny: string) => {
+    const text = `version: 1\ndefaults:\n  deny: [${deny}]\n  proxyProtocol: v2\nlisteners:\n  - { name: a, listen: "127.0.0.1:1", targets: ["127.0.0.1:2"] }\n  - { name: b, listen: "127.0.0.1:3", targets: ["127.0.0.1:2"], deny: [], proxyProtocol: false }\n`;
+    const result = parseConfig(text, "test.yaml");
+    if (!result.ok) throw new Error(result.errors.join("\n"));
+    return result.config;
+  };
+  const open = (id: number, listener: string) => ({
+    id,
+    listener,
+    client: "10.0.0.7",
+    clientPort: 40_000 + id,
+    target: "127.0.0.1:2",
+    startedAt: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    draining: false,
+  });
+  const { plan } = planReload(config("192.0.2.0/24"), config("10.0.0.0/8"), [open(1, "a"), open(2, "b")], 1_000);
+  assert.deepEqual(plan.listeners.changed, [
+    {
+      name: "a",
+      listen: "127.0.0.1:1",
+      changes: [
+        { setting: "deny", from: "192.0.2.0/24", to: "10.0.0.0/8", added: ["10.0.0.0/8"], removed: ["192.0.2.0/24"] },
+      ],
+    },
+  ]);
+  assert.deepEqual(plan.listeners.unchanged, ["b"]);
+  assert.deepEqual(
+    plan.refused.map((b) => [b.id, b.reason, b.rule]),
+    [[1, "deny", "10.0.0.0/8"]],
+  );
+});
