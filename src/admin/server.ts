@@ -159,7 +159,7 @@ export class AdminServer implements AttachedEndpoint {
         return;
       case "/metrics":
         await view.refresh?.();
-        send(res, 200, await metrics.registry.metrics(), metrics.registry.contentType);
+        send(res, 200, await metrics.text(), metrics.contentType);
         return;
       case "/reload": {
         if (!reload) {
