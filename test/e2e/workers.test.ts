@@ -7,7 +7,7 @@ import type { Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { workersUnsupported } from "../../src/workers/support.ts";
 import { fetchAdmin, scrape, status } from "../support/admin.ts";
-import { type Running, runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
+import { type Running, runTcpgate, startGate, startTcpgate, tempConfig } from "../support/cli.ts";
 import {
   dialWithin,
   eventually,
@@ -43,6 +43,31 @@ describe("workers on a Node.js without SO_REUSEPORT", {
       }
     } finally {
       config.remove();
+    }
+  });
+
+  test("a reload to workers: 2 is refused in one line; the single loop carries on", async () => {
+    const echo = await startEcho();
+    const port = await freePort();
+    const yaml = (workers: number) => `version: 1
+workers: ${workers}
+listeners:
+  - {name: a, listen: "127.0.0.1:${port}", targets: ["${echo.address}"]}
+`;
+    const gate = await startGate(yaml(1), { logLevel: "info" });
+    try {
+      gate.write(yaml(2));
+      await assert.rejects(
+        gate.reload(10_000),
+        /^Error: reload rejected, the running config stays: \S+proxy\.yaml: workers: 2 needs Node\.js 22\.12 or later \(SO_REUSEPORT\); this is Node\.js 20\.\S+$/,
+      );
+      const socket = await dialWithin(port, "127.0.0.1", undefined, 3000);
+      socket.write("still\n");
+      await once(socket, "data");
+      socket.destroy();
+    } finally {
+      await gate.close();
+      await echo.close();
     }
   });
 });
