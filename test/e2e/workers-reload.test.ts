@@ -162,6 +162,7 @@ ${moving === undefined ? "" : `  - {name: m, listen: "127.0.0.1:${moving}", targ
     const [port = 0, admin = 0] = await freePorts(2);
     const yaml = (workers: number) => `version: 1
 workers: ${workers}
+shutdownTimeout: 2m
 admin: {listen: "127.0.0.1:${admin}"}
 listeners:
   - {name: a, listen: "127.0.0.1:${port}", targets: ["${target.address}"]}
@@ -201,6 +202,7 @@ describe("changing `workers` by reload", { skip: unsupported }, () => {
     const [port = 0, admin = 0] = await freePorts(2);
     const yaml = (workers: number | string) => `version: 1
 workers: ${workers}
+shutdownTimeout: 2m
 admin: {listen: "127.0.0.1:${admin}"}
 listeners:
   - {name: a, listen: "127.0.0.1:${port}", targets: ["${target.address}"]}
