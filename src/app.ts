@@ -56,7 +56,11 @@ export async function startApp(options: AppOptions): Promise<App> {
       : undefined;
   const running = pool ?? gateway;
   const view: GatewayView = {
-    ...(pool && { refresh: () => pool.refresh() }),
+    ...(pool && {
+      refresh: () => pool.refresh(),
+      workers: () => pool.workerViews(),
+      bridgeEnds: () => pool.bridgeEnds(),
+    }),
     listeners: () => running.views(),
     reloads: () => ({ ...(reloader?.counts ?? { applied: 0, rejected: 0, unchanged: 0 }) }),
     configAppliedAt: () => running.appliedAt,

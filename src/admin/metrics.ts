@@ -1,7 +1,17 @@
 // Prometheus metrics. Values are read from the running gateway at scrape time, so the
-// proxy's hot paths only keep the plain counters they already need; the one exception is
-// the bridge duration histogram, observed once per bridge end.
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+// proxy's hot paths only keep the plain counters they already need; the exceptions are
+// the bridge duration histogram and the closed-bridge counter, counted once per bridge end.
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type MetricObjectWithValues,
+  type MetricValue,
+  type PrometheusContentType,
+  Registry,
+} from "prom-client";
 import { RULE_LISTS } from "../policy/address-match.ts";
 import { REFUSAL_REASONS } from "../policy/admission.ts";
 import type { BridgeEnd } from "../proxy/bridge.ts";
@@ -17,8 +27,52 @@ const targetLabels = (listener: string, t: TargetView) => ({
 });
 
 export interface Metrics {
+  readonly contentType: string;
+  /** The exposition text, read now. */
+  text(): Promise<string>;
+  bridgeEnded(end: BridgeEnd): void;
+}
+
+/** The bridge-end metrics of one event loop, as prom-client's getMetricsAsJSON() gives them. */
+export type BridgeEndSamples = MetricObjectWithValues<MetricValue<string>>[];
+
+/** The metrics counted as bridges end, in a registry of their own. */
+export interface BridgeEndMetrics {
   readonly registry: Registry;
   bridgeEnded(end: BridgeEnd): void;
+}
+
+/**
+ * With workers, each worker counts its own bridges' ends here, and the main thread adds
+ * them up at scrape time (AggregatorRegistry.aggregate). The other way, a message to the
+ * main thread per bridge, would cost a structured clone and a wake-up of another thread
+ * for every bridge; this costs one histogram observation, as on a single loop, and one
+ * copy per worker per scrape.
+ */
+export function createBridgeEndMetrics(): BridgeEndMetrics {
+  const registry = new Registry();
+  const duration = new Histogram({
+    name: "tcpgate_bridge_duration_seconds",
+    help: "How long bridges lasted, from accept to end.",
+    labelNames: ["listener"],
+    buckets: [0.01, 0.1, 1, 10, 60, 600, 3600, 86400],
+    registers: [registry],
+  });
+  // Counted as bridges end, not read from the gateway: a listener's closed bridges by how
+  // they ended outlive the listener, and `recheck` must be visible as such.
+  const closed = new Counter({
+    name: "tcpgate_bridges_closed_total",
+    help: "Bridges that ended, by how they ended (client-closed, idle-timeout, shutdown, recheck, ...).",
+    labelNames: ["listener", "reason"],
+    registers: [registry],
+  });
+  return {
+    registry,
+    bridgeEnded(end) {
+      duration.observe({ listener: end.listener }, end.durationMs / 1000);
+      closed.inc({ listener: end.listener, reason: end.reason });
+    },
+  };
 }
 
 export function createMetrics(view: GatewayView): Metrics {
@@ -143,28 +197,18 @@ export function createMetrics(view: GatewayView): Metrics {
     [],
     () => [sample({}, view.configAppliedAt() / 1000)],
   );
-  const duration = new Histogram({
-    name: "tcpgate_bridge_duration_seconds",
-    help: "How long bridges lasted, from accept to end.",
-    labelNames: ["listener"],
-    buckets: [0.01, 0.1, 1, 10, 60, 600, 3600, 86400],
-    registers,
-  });
-
-  // Counted as bridges end, not read from the gateway: a listener's closed bridges by how
-  // they ended outlive the listener, and `recheck` must be visible as such.
-  const closed = new Counter({
-    name: "tcpgate_bridges_closed_total",
-    help: "Bridges that ended, by how they ended (client-closed, idle-timeout, shutdown, recheck, ...).",
-    labelNames: ["listener", "reason"],
-    registers,
-  });
+  const ended = createBridgeEndMetrics();
 
   return {
-    registry,
-    bridgeEnded(end) {
-      duration.observe({ listener: end.listener }, end.durationMs / 1000);
-      closed.inc({ listener: end.listener, reason: end.reason });
+    contentType: registry.contentType,
+    async text() {
+      const fromWorkers = await view.bridgeEnds?.();
+      // This loop's own (empty with workers) keeps every family present whatever the workers said.
+      const ends = fromWorkers
+        ? AggregatorRegistry.aggregate<PrometheusContentType>([await ended.registry.getMetricsAsJSON(), ...fromWorkers])
+        : ended.registry;
+      return Registry.merge([registry, ends]).metrics();
     },
+    bridgeEnded: ended.bridgeEnded,
   };
 }

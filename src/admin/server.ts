@@ -160,8 +160,8 @@ export class AdminServer implements AttachedEndpoint {
         return;
       case "/metrics": {
         await view.refresh?.();
-        const { registry } = await metrics();
-        send(res, 200, await registry.metrics(), registry.contentType);
+        const loaded = await metrics();
+        send(res, 200, await loaded.text(), loaded.contentType);
         return;
       }
       case "/reload": {

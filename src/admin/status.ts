@@ -26,6 +26,7 @@ export function buildStatus(view: GatewayView, context: StatusContext, now = Dat
     accepted: l.counters.accepted,
     refused: l.counters.refused,
     closed: l.counters.closed,
+    closedBy: l.counters.closedBy,
     bytes: l.bytes(),
     limits: {
       maxConnections: l.config.maxConnections ?? null,
@@ -42,6 +43,15 @@ export function buildStatus(view: GatewayView, context: StatusContext, now = Dat
       lastError: t.lastError ?? null,
     })),
   }));
+  const workers = view.workers?.().map((w) => ({
+    index: w.index,
+    threadId: w.threadId,
+    state: w.state,
+    startedAt: new Date(w.startedAt).toISOString(),
+    openBridges: w.open,
+    accepted: w.accepted,
+    replaced: w.replaced,
+  }));
   const sum = (pick: (l: (typeof listeners)[number]) => number) => listeners.reduce((n, l) => n + pick(l), 0);
   return {
     version: context.version,
@@ -56,6 +66,8 @@ export function buildStatus(view: GatewayView, context: StatusContext, now = Dat
     lastReload: context.reloads()[0] ?? null,
     reloads: context.reloads(),
     process: processStats(),
+    // Only with workers > 1: one event loop has nothing to break down.
+    ...(workers && { workers }),
     listeners,
     totals: {
       openBridges: sum((l) => l.openBridges),

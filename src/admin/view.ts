@@ -3,6 +3,7 @@
 import type { ListenerConfig } from "../config/runtime.ts";
 import type { ListenerCounters } from "../proxy/listener.ts";
 import type { RuleHitsSnapshot } from "../proxy/rule-hits.ts";
+import type { BridgeEndSamples } from "./metrics.ts";
 
 export interface TargetView {
   /** The route whose pool holds the target; undefined for the listener's own targets. */
@@ -29,10 +30,28 @@ export interface ListenerView {
   readonly targets: readonly TargetView[];
 }
 
+/** One worker thread (workers > 1), as /status shows it. */
+export interface WorkerView {
+  readonly index: number;
+  readonly threadId: number;
+  /** serving; draining: removed by a reload, its bridges finishing; dead: exited, not (yet) replaced. */
+  readonly state: "serving" | "draining" | "dead";
+  /** Epoch ms when its thread was started. */
+  readonly startedAt: number;
+  readonly open: number;
+  readonly accepted: number;
+  /** How many workers at this index died before this one. */
+  readonly replaced: number;
+}
+
 export interface GatewayView {
   /** With several workers: asks each for its counts; listeners() then answers their sums. */
   refresh?(): Promise<void>;
   listeners(): ListenerView[];
+  /** With several workers: each one, as refresh() last found it. */
+  workers?(): WorkerView[];
+  /** With several workers: their bridge-end metrics, to add up for /metrics. */
+  bridgeEnds?(): Promise<BridgeEndSamples[]>;
   /** Reload counts by outcome. */
   reloads(): Record<string, number>;
   /** Epoch ms when the running config was applied. */

@@ -15,6 +15,7 @@ import {
   UNCOUNTED,
 } from "../policy/admission.ts";
 import { Bridge, type BridgeEnd, type EndReason } from "./bridge.ts";
+import { CLOSE_REASONS, type CloseReason } from "./close-reasons.ts";
 import { createInspector } from "./inspect.ts";
 import { reachTarget } from "./reach-target.ts";
 import { RefusalLog } from "./refusal-log.ts";
@@ -28,6 +29,8 @@ export interface ListenerCounters {
   accepted: number;
   refused: Record<RefusalReason, number>;
   closed: number;
+  /** Bridges that ended, by how (clients gone before admission are only in closed). */
+  closedBy: Record<CloseReason, number>;
   /** Bytes carried by bridges that have ended; open ones are added when read. */
   bytesUpClosed: number;
   bytesDownClosed: number;
@@ -43,6 +46,10 @@ export function addCounters(...all: ListenerCounters[]): ListenerCounters {
       number
     >,
     closed: sum((c) => c.closed),
+    closedBy: Object.fromEntries(CLOSE_REASONS.map((r) => [r, sum((c) => c.closedBy[r])])) as Record<
+      CloseReason,
+      number
+    >,
     bytesUpClosed: sum((c) => c.bytesUpClosed),
     bytesDownClosed: sum((c) => c.bytesDownClosed),
   };
@@ -335,7 +342,7 @@ export class Listener {
     this.young.delete(bridge);
     this.slots.release(client, taken);
     if (end.reason === "route") this.refusedRoute(end);
-    else this.closed(end);
+    else this.closed(end, end.reason);
     if (this.bridges.size === 0) for (const resolve of this.whenDrained.splice(0)) resolve();
   }
 
@@ -346,8 +353,9 @@ export class Listener {
     this.refusals.refused({ ...fields, reason: "route", rule: end.refusal ?? "" }, Date.now());
   }
 
-  private closed(end: BridgeEnd): void {
+  private closed(end: BridgeEnd, reason: CloseReason): void {
     this.counters.closed++;
+    this.counters.closedBy[reason]++;
     this.counters.bytesUpClosed += end.bytesUp;
     this.counters.bytesDownClosed += end.bytesDown;
     this.onBridgeEnd?.(end);

@@ -2,6 +2,7 @@
 // gets exactly one reply with that id. Configs travel as the text they were parsed from
 // (a parsed config holds objects that do not survive a copy between threads).
 
+import type { BridgeEndSamples } from "../admin/metrics.ts";
 import type { OpenBridge } from "../plan/plan.ts";
 import type { ListenerCounters } from "../proxy/listener.ts";
 import type { RuleHitsSnapshot } from "../proxy/rule-hits.ts";
@@ -31,7 +32,7 @@ export type Request =
   | { readonly kind: "abort" }
   | { readonly kind: "log-level"; readonly level: string }
   | { readonly kind: "bridges" }
-  | { readonly kind: "views" }
+  | { readonly kind: "report" }
   | { readonly kind: "shutdown"; readonly timeoutMs: number }
   | { readonly kind: "close-all" }
   /** Exits the worker thread: how tests see a worker die and be replaced. */
@@ -66,6 +67,12 @@ export interface WorkerListenerView {
     readonly lastError: string | undefined;
     readonly route: string | undefined;
   }[];
+}
+
+/** What a worker has counted, for /status and /metrics. */
+export interface WorkerReport {
+  readonly listeners: readonly WorkerListenerView[];
+  readonly bridgeEnds: BridgeEndSamples;
 }
 
 export interface CommitReply {

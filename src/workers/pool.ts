@@ -1,12 +1,15 @@
 // The main thread's side of `workers` > 1: it starts the worker threads, applies a config
 // to all of them or none (prepare everywhere, then commit everywhere, else abort), plans
-// over the open bridges of all, sums what they report for /status and /metrics, replaces
-// a worker that dies and drains them all on shutdown. To the reloader it is one more
-// ConfigApplier. The admin endpoint stays on the main thread, in a gateway of its own
-// with no listeners, bound in the same transaction.
+// over the open bridges of all, sums what they report for /status and /metrics (keeping
+// what workers that are gone had counted), replaces a worker that dies and drains them
+// all on shutdown. To the reloader it is one more ConfigApplier. The admin endpoint stays
+// on the main thread, in a gateway of its own with no listeners, bound in the same
+// transaction.
 
 import { Worker } from "node:worker_threads";
-import type { ListenerView } from "../admin/view.ts";
+import { AggregatorRegistry, type PrometheusContentType } from "prom-client";
+import type { BridgeEndSamples } from "../admin/metrics.ts";
+import type { ListenerView, WorkerView } from "../admin/view.ts";
 import { filterModules } from "../config/filter-load.ts";
 import { configSource } from "../config/load.ts";
 import type { ListenerConfig, RuntimeConfig } from "../config/runtime.ts";
@@ -14,10 +17,18 @@ import { BindError } from "../endpoint.ts";
 import type { Gateway, Prepared } from "../gateway.ts";
 import type { Logger } from "../log.ts";
 import { type Applied, type OpenBridge, type PlannedReload, planReload } from "../plan/plan.ts";
-import { addCounters } from "../proxy/listener.ts";
+import { addCounters, type ListenerCounters } from "../proxy/listener.ts";
 import type { RuleHitsSnapshot } from "../proxy/rule-hits.ts";
 import type { ConfigApplier } from "../reloader.ts";
-import type { CommitReply, Envelope, Reply, Request, WorkerListenerView, WorkerStart } from "./messages.ts";
+import type {
+  CommitReply,
+  Envelope,
+  Reply,
+  Request,
+  WorkerListenerView,
+  WorkerReport,
+  WorkerStart,
+} from "./messages.ts";
 import { ClientTable, createListenerCounters, reclaimWorkerSlots, type SharedListenerSlots } from "./shared-slots.ts";
 
 /** A worker that does not answer within this is treated as dead. */
@@ -25,19 +36,28 @@ const REQUEST_TIMEOUT_MS = 30_000;
 
 class WorkerHandle {
   readonly thread: Worker;
+  readonly threadId: number;
+  readonly startedAt = Date.now();
   readonly exited: Promise<number>;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
   /** Set when the pool stops it on purpose: its exit is no death. */
   retiring = false;
+  /** Set once its thread has exited: it answers nothing any more. */
+  gone = false;
+  /** What it said at the last refresh. */
+  last: WorkerReport | undefined;
 
   constructor(
     readonly index: number,
     readonly ledger: SharedArrayBuffer,
     start: WorkerStart,
+    /** How many workers at this index died before this one. */
+    readonly replaced = 0,
   ) {
     const ext = import.meta.url.endsWith(".ts") ? "ts" : "js";
     this.thread = new Worker(new URL(`./worker.${ext}`, import.meta.url), { workerData: start });
+    this.threadId = this.thread.threadId;
     this.thread.on("message", (reply: Reply) => {
       const waiting = this.pending.get(reply.id);
       if (!waiting) return;
@@ -47,6 +67,7 @@ class WorkerHandle {
     });
     this.exited = new Promise((resolve) => {
       this.thread.once("exit", (code) => {
+        this.gone = true;
         for (const w of this.pending.values()) w.reject(new BindError(`worker ${index} exited (${code})`));
         this.pending.clear();
         resolve(code);
@@ -57,6 +78,7 @@ class WorkerHandle {
   }
 
   request<T>(request: Request): Promise<T> {
+    if (this.gone) return Promise.reject(new BindError(`worker ${this.index} has exited`));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -80,6 +102,15 @@ class WorkerHandle {
 
 export class WorkerPool implements ConfigApplier {
   private workers: WorkerHandle[] = [];
+  /** Workers removed by a reload, their bridges finishing. */
+  private readonly retiring = new Set<WorkerHandle>();
+  /**
+   * What workers that are gone (removed by a reload, or dead) had counted, by listener
+   * name, added to the live ones' so that totals never go backwards.
+   */
+  private readonly goneCounts = new Map<string, ListenerCounters>();
+  /** Their bridge-end metrics, added up as each one goes (one after the other). */
+  private goneEnds: Promise<BridgeEndSamples> = Promise.resolve([]);
   private readonly slots = new Map<string, SharedListenerSlots>();
   private readonly table = ClientTable.create();
   private running: RuntimeConfig | undefined;
@@ -133,21 +164,47 @@ export class WorkerPool implements ConfigApplier {
     return run;
   }
 
-  /** Sums the workers' views; /status and /metrics then read them without waiting. */
+  /** Asks every worker for its counts and sums them; /status and /metrics then read them without waiting. */
   async refresh(): Promise<void> {
-    const all = await Promise.all(
-      this.workers.map((w) => w.request<WorkerListenerView[]>({ kind: "views" }).catch(() => [])),
+    const asked = this.alive();
+    await Promise.all(
+      asked.map(async (w) => {
+        w.last = await w.request<WorkerReport>({ kind: "report" }).catch(() => w.last);
+      }),
     );
+    // A worker that exited meanwhile has been folded into the gone counts.
     const byName = new Map<string, WorkerListenerView[]>();
-    for (const view of all.flat()) {
+    for (const view of this.alive().flatMap((w) => w.last?.listeners ?? [])) {
       const key = `${view.state}/${view.name}`;
       byName.set(key, [...(byName.get(key) ?? []), view]);
     }
-    this.snapshot = [...byName.values()].map((views) => summed(views, this.listenerConfigs));
+    this.snapshot = [...byName.values()].map((views) => summed(views, this.listenerConfigs, this.goneCounts));
   }
 
   views(): ListenerView[] {
     return this.snapshot;
+  }
+
+  /** Each worker, serving, draining or dead, as the last refresh found it. */
+  workerViews(): WorkerView[] {
+    return [...this.workers, ...this.retiring].map((w) => {
+      const listeners = w.last?.listeners ?? [];
+      return {
+        index: w.index,
+        threadId: w.threadId,
+        state: w.gone ? "dead" : w.retiring ? "draining" : "serving",
+        startedAt: w.startedAt,
+        open: listeners.reduce((n, l) => n + l.open, 0),
+        accepted: listeners.reduce((n, l) => n + l.counters.accepted, 0),
+        replaced: w.replaced,
+      };
+    });
+  }
+
+  /** The bridge-end metrics of every worker there is or was, as the last refresh found them. */
+  async bridgeEnds(): Promise<BridgeEndSamples[]> {
+    const live = this.alive().flatMap((w) => (w.last ? [w.last.bridgeEnds] : []));
+    return [await this.goneEnds, ...live];
   }
 
   setLogLevel(level: string): void {
@@ -225,31 +282,50 @@ export class WorkerPool implements ConfigApplier {
     // Fewer workers: the removed ones stop accepting (the others keep the addresses) and drain.
     for (const w of removed) {
       this.log.info({ worker: w.index }, "worker removed by reload: draining its bridges");
+      this.retiring.add(w);
       void this.retire(w, next.shutdownTimeoutMs);
     }
     return { ...planned, closed: commits.reduce((n, c) => n + c.closed, 0) };
   }
 
-  private spawn(index: number, ledger = ClientTable.create()): WorkerHandle {
-    const worker = new WorkerHandle(index, ledger, {
-      index,
-      logLevel: this.logging.level(),
-      pretty: this.logging.pretty,
-      table: this.table,
-      ledger,
-    });
+  private spawn(index: number, ledger = ClientTable.create(), replaced = 0): WorkerHandle {
+    const start = { index, logLevel: this.logging.level(), pretty: this.logging.pretty, table: this.table, ledger };
+    const worker = new WorkerHandle(index, ledger, start, replaced);
     worker.exited.then((code) => this.exited(worker, code));
     return worker;
   }
 
-  /** Drains a worker's bridges for up to timeoutMs, then ends its thread. */
+  /** Drains a worker's bridges for up to timeoutMs, then ends its thread; what it counted stays. */
   private async retire(worker: WorkerHandle, timeoutMs: number): Promise<void> {
     worker.retiring = true;
     await worker.request({ kind: "shutdown", timeoutMs }).catch(() => {});
+    worker.last = await worker.request<WorkerReport>({ kind: "report" }).catch(() => worker.last);
     await worker.thread.terminate();
   }
 
+  private alive(): WorkerHandle[] {
+    return [...this.workers, ...this.retiring].filter((w) => !w.gone);
+  }
+
+  /** Keeps what a worker that is gone had counted (a dead one: as of the last refresh). */
+  private keepCounts(worker: WorkerHandle): void {
+    this.retiring.delete(worker);
+    for (const view of worker.last?.listeners ?? []) {
+      const counted = { ...view.counters, bytesUpClosed: view.bytes.up, bytesDownClosed: view.bytes.down };
+      const past = this.goneCounts.get(view.name);
+      this.goneCounts.set(view.name, past ? addCounters(past, counted) : counted);
+    }
+    const ends = worker.last?.bridgeEnds;
+    if (ends) {
+      this.goneEnds = this.goneEnds.then((past) =>
+        AggregatorRegistry.aggregate<PrometheusContentType>([past, ends]).getMetricsAsJSON(),
+      );
+    }
+    worker.last = undefined;
+  }
+
   private exited(worker: WorkerHandle, code: number): void {
+    this.keepCounts(worker);
     const reclaimed = reclaimWorkerSlots(
       worker.index,
       this.slots.values(),
@@ -263,7 +339,7 @@ export class WorkerPool implements ConfigApplier {
     );
     const replace = async () => {
       if (this.stopping || !this.running) return;
-      const fresh = this.spawn(worker.index, worker.ledger);
+      const fresh = this.spawn(worker.index, worker.ledger, worker.replaced + 1);
       const source = configSource(this.running);
       if (!source) return;
       try {
@@ -302,9 +378,14 @@ function sumRuleHits(all: RuleHitsSnapshot[]): RuleHitsSnapshot {
   return { allow: sum("allow"), deny: sum("deny") };
 }
 
-/** One listener's view summed over the workers that report it. */
-function summed(views: WorkerListenerView[], configs: ReadonlyMap<string, ListenerConfig>): ListenerView {
+/** One listener's view summed over the workers that report it, and (serving) the gone ones. */
+function summed(
+  views: WorkerListenerView[],
+  configs: ReadonlyMap<string, ListenerConfig>,
+  gone: ReadonlyMap<string, ListenerCounters>,
+): ListenerView {
   const first = views[0] as WorkerListenerView;
+  const past = first.state === "serving" ? gone.get(first.name) : undefined;
   const targets = new Map<string, ListenerView["targets"][number]>();
   for (const t of views.flatMap((v) => v.targets)) {
     // The same address may serve two routes: each pool's target is its own.
@@ -326,15 +407,15 @@ function summed(views: WorkerListenerView[], configs: ReadonlyMap<string, Listen
     );
   }
   const bytes = {
-    up: views.reduce((n, v) => n + v.bytes.up, 0),
-    down: views.reduce((n, v) => n + v.bytes.down, 0),
+    up: views.reduce((n, v) => n + v.bytes.up, past?.bytesUpClosed ?? 0),
+    down: views.reduce((n, v) => n + v.bytes.down, past?.bytesDownClosed ?? 0),
   };
   return {
     name: first.name,
     listen: first.listen,
     state: first.state,
     open: views.reduce((n, v) => n + v.open, 0),
-    counters: addCounters(...views.map((v) => v.counters)),
+    counters: addCounters(...views.map((v) => v.counters), ...(past ? [past] : [])),
     bytes: () => bytes,
     ruleHits: () => sumRuleHits(views.map((v) => v.ruleHits)),
     config: configs.get(first.name) as ListenerConfig,

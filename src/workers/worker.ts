@@ -2,6 +2,7 @@
 // every other worker's, counting bridges in the instance's shared slots. It does what the
 // main thread asks (src/workers/pool.ts) and nothing on its own: no config file, no admin.
 import { parentPort, workerData } from "node:worker_threads";
+import { createBridgeEndMetrics } from "../admin/metrics.ts";
 import { parseConfig, withFilters } from "../config/load.ts";
 import { BindError } from "../endpoint.ts";
 import { Gateway, type Prepared } from "../gateway.ts";
@@ -12,6 +13,7 @@ import {
   type Reply,
   type Request,
   type WorkerListenerView,
+  type WorkerReport,
   type WorkerStart,
 } from "./messages.ts";
 import { ClientTable, type SharedListenerSlots, SharedSlots } from "./shared-slots.ts";
@@ -26,7 +28,8 @@ const log = createLogger({ level: start.logLevel, pretty: start.pretty, sharedSt
 const table = new ClientTable(start.table, start.index + 1);
 const ledger = new ClientTable(start.ledger, start.index + 1);
 let shared: Readonly<Record<string, SharedListenerSlots>> = {};
-const gateway = new Gateway(log, undefined, {
+const ends = createBridgeEndMetrics();
+const gateway = new Gateway(log, ends.bridgeEnded, {
   reusePort: true,
   slotsFor: (name) => {
     const slots = shared[name];
@@ -61,19 +64,22 @@ async function handle(request: Request): Promise<unknown> {
       return undefined;
     case "bridges":
       return gateway.bridges().map((b) => ({ ...b, id: start.index * BRIDGE_ID_SPAN + b.id }));
-    case "views":
-      return gateway.views().map(
-        (v): WorkerListenerView => ({
-          name: v.name,
-          listen: v.listen,
-          state: v.state,
-          open: v.open,
-          counters: v.counters,
-          bytes: v.bytes(),
-          ruleHits: v.ruleHits(),
-          targets: v.targets,
-        }),
-      );
+    case "report":
+      return {
+        listeners: gateway.views().map(
+          (v): WorkerListenerView => ({
+            name: v.name,
+            listen: v.listen,
+            state: v.state,
+            open: v.open,
+            counters: v.counters,
+            bytes: v.bytes(),
+            ruleHits: v.ruleHits(),
+            targets: v.targets,
+          }),
+        ),
+        bridgeEnds: await ends.registry.getMetricsAsJSON(),
+      } satisfies WorkerReport;
     case "shutdown":
       await gateway.shutdown(request.timeoutMs);
       await new Promise<void>((resolve) => log.flush(() => resolve()));

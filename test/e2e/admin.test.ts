@@ -187,10 +187,15 @@ describe("admin endpoint", () => {
     assert.equal(duringWeb.bytes.down - beforeWeb.bytes.down, 20);
     assert.equal(during.totals.accepted - before.totals.accepted, 1);
 
-    await closeBridge(gate, client);
+    const end = String((await closeBridge(gate, client)).end);
     const done = await status(adminPort);
     const doneWeb = done.listeners.find((l) => l.name === "web");
     assert.ok(doneWeb);
+    // closedBy: the one count per end reason, the access line's own gone up by one.
+    const moved = Object.entries(doneWeb.closedBy).filter(([r, n]) => n !== beforeWeb.closedBy[r]);
+    assert.deepEqual(moved, [[end, (beforeWeb.closedBy[end] ?? 0) + 1]]);
+    assert.ok("idle-timeout" in doneWeb.closedBy && "recheck" in doneWeb.closedBy, "zeros are listed too");
+    assert.equal(done.workers, undefined, "one event loop: no breakdown by worker");
     assert.equal(doneWeb.openBridges, 0);
     assert.equal(doneWeb.targets[0]?.openBridges, 0);
     assert.equal(done.totals.openBridges, 0);

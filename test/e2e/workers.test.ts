@@ -6,8 +6,8 @@ import { once } from "node:events";
 import type { Socket } from "node:net";
 import { after, describe, test } from "node:test";
 import { workersUnsupported } from "../../src/workers/support.ts";
-import { fetchAdmin } from "../support/admin.ts";
-import { type Running, runTcpgate, startTcpgate, tempConfig } from "../support/cli.ts";
+import { fetchAdmin, scrape, status } from "../support/admin.ts";
+import { type Running, runTcpgate, startGate, startTcpgate, tempConfig } from "../support/cli.ts";
 import {
   dialWithin,
   eventually,
@@ -43,6 +43,31 @@ describe("workers on a Node.js without SO_REUSEPORT", {
       }
     } finally {
       config.remove();
+    }
+  });
+
+  test("a reload to workers: 2 is refused in one line; the single loop carries on", async () => {
+    const echo = await startEcho();
+    const port = await freePort();
+    const yaml = (workers: number) => `version: 1
+workers: ${workers}
+listeners:
+  - {name: a, listen: "127.0.0.1:${port}", targets: ["${echo.address}"]}
+`;
+    const gate = await startGate(yaml(1), { logLevel: "info" });
+    try {
+      gate.write(yaml(2));
+      await assert.rejects(
+        gate.reload(10_000),
+        /^Error: reload rejected, the running config stays: \S+proxy\.yaml: workers: 2 needs Node\.js 22\.12 or later \(SO_REUSEPORT\); this is Node\.js 20\.\S+$/,
+      );
+      const socket = await dialWithin(port, "127.0.0.1", undefined, 3000);
+      socket.write("still\n");
+      await once(socket, "data");
+      socket.destroy();
+    } finally {
+      await gate.close();
+      await echo.close();
     }
   });
 });
@@ -153,6 +178,121 @@ listeners:
     assert.equal(status.listeners[0].accepted, 40);
     assert.equal(status.totals.refused, 40 - 10);
     assert.ok(workers.size >= 1);
+  });
+
+  test("bridge durations and ends are counted across workers; /status has each worker; gone workers' counts stay", async () => {
+    const echo = await startEcho();
+    cleanups.push(() => echo.close());
+    const [port = 0, admin = 0] = await freePorts(2);
+    const yaml = (workers: number) => `version: 1
+workers: ${workers}
+shutdownTimeout: 10s
+admin: {listen: "127.0.0.1:${admin}"}
+listeners:
+  - {name: a, listen: "127.0.0.1:${port}", targets: ["${echo.address}"]}
+`;
+    const { tcpgate, config } = await gate(yaml(2), { TCPGATE_TEST_WORKER_EXIT_SIGNAL: "SIGUSR2" });
+    const first = await status(admin);
+    assert.deepEqual(
+      first.workers?.map((w) => [w.index, w.state, w.replaced]),
+      [
+        [0, "serving", 0],
+        [1, "serving", 0],
+      ],
+    );
+    assert.notEqual(first.workers?.[0]?.threadId, first.workers?.[1]?.threadId);
+
+    /** Opens bridges (at least min) until every worker holds one; the kernel spreads them. */
+    const spread = async (min: number, from: string) => {
+      const opened: Socket[] = [];
+      for (let i = 1; i <= 32; i++) {
+        const s = await bridged(port, `${from}${i}`);
+        if (s) opened.push(s);
+        const held = (await status(admin)).workers?.map((w) => w.openBridges) ?? [];
+        if (opened.length >= min && held.every((n) => n > 0)) break;
+      }
+      return opened;
+    };
+    const open = await spread(4, "127.0.0.");
+    const during = await status(admin);
+    const per = during.workers?.map((w) => w.openBridges) ?? [];
+    assert.ok(
+      per.every((n) => n > 0),
+      `both workers hold bridges: ${per}`,
+    );
+    assert.equal(
+      per.reduce((a, b) => a + b, 0),
+      open.length,
+    );
+    assert.equal(
+      during.workers?.reduce((n, w) => n + w.accepted, 0),
+      during.totals.accepted,
+    );
+
+    // Every bridge that ended is in the histogram and in closedBy, whichever worker carried it.
+    closeAll(open);
+    await eventually(() => tcpgate.logs.filter((l) => l.msg === "bridge closed").length === open.length, 5000, "ended");
+    const ends = new Map<string, number>();
+    for (const l of tcpgate.logs.filter((l) => l.msg === "bridge closed"))
+      ends.set(String(l.end), (ends.get(String(l.end)) ?? 0) + 1);
+    const check = async (why: string) => {
+      const m = await scrape(admin);
+      assert.equal(m.value("tcpgate_bridge_duration_seconds_count", { listener: "a" }), open.length, why);
+      assert.equal(m.value("tcpgate_bridge_duration_seconds_bucket", { listener: "a", le: "+Inf" }), open.length, why);
+      const doc = await status(admin);
+      const a = doc.listeners.find((l) => l.name === "a");
+      for (const [reason, n] of ends) {
+        assert.equal(m.value("tcpgate_bridges_closed_total", { listener: "a", reason }), n, `${why}: ${reason}`);
+        assert.equal(a?.closedBy[reason], n, `${why}: closedBy ${reason}`);
+      }
+      assert.equal(
+        Object.values(a?.closedBy ?? {}).reduce((x, y) => x + y, 0),
+        open.length,
+        why,
+      );
+      assert.equal(doc.totals.accepted, during.totals.accepted, `${why}: accepted never goes backwards`);
+      assert.equal(doc.totals.closed, open.length, why);
+      return doc;
+    };
+    await check("both workers serving");
+
+    // A worker that dies: its counts (as of the last read) stay; its replacement says so.
+    process.kill(tcpgate.pid, "SIGUSR2");
+    await tcpgate.waitForLog((l) => l.msg === "worker replaced", 10_000);
+    const replaced = await check("a worker died and was replaced");
+    assert.deepEqual(
+      replaced.workers?.map((w) => [w.index, w.state, w.replaced]),
+      [
+        [0, "serving", 1],
+        [1, "serving", 0],
+      ],
+    );
+    assert.ok(Date.parse(replaced.workers?.[0]?.startedAt ?? "") > Date.parse(first.workers?.[0]?.startedAt ?? ""));
+
+    // A worker removed by a reload: draining while it holds a bridge, then gone; its counts stay.
+    const held = await spread(2, "127.0.1.");
+    const holding = (await status(admin)).workers?.[1]?.openBridges;
+    await reload(tcpgate, () => config.write(yaml(1)));
+    const draining = await status(admin);
+    assert.deepEqual(
+      draining.workers?.map((w) => [w.index, w.state, w.openBridges]),
+      [
+        [0, "serving", held.length - (holding ?? 0)],
+        [1, "draining", holding],
+      ],
+    );
+    assert.equal(draining.totals.openBridges, held.length, "the removed worker's open bridges still count");
+    closeAll(held);
+    await eventually(async () => (await status(admin)).workers?.length === 1, 10_000, "the removed worker is gone");
+    const all = open.length + held.length;
+    await eventually(
+      async () => (await scrape(admin)).value("tcpgate_bridge_duration_seconds_count", { listener: "a" }) === all,
+      5000,
+      "every bridge in the histogram",
+    );
+    const gone = await status(admin);
+    assert.equal(gone.totals.accepted, during.totals.accepted + held.length, "accepted never goes backwards");
+    assert.equal(gone.totals.closed, all);
   });
 
   test("a reload applies to every worker or none; no client is refused during 50 reloads; one access line per bridge", async () => {

@@ -195,6 +195,7 @@ export interface StatusDoc {
     accepted: number;
     refused: Record<string, number>;
     closed: number;
+    closedBy: Record<string, number>;
     bytes: { up: number; down: number };
     limits: { maxConnections: number | null; maxConnectionsPerClient: number | null };
     rules: {
@@ -211,6 +212,16 @@ export interface StatusDoc {
       connectFailures: number;
       lastError: string | null;
     }[];
+  }[];
+  /** Only with workers > 1. */
+  workers?: {
+    index: number;
+    threadId: number;
+    state: string;
+    startedAt: string;
+    openBridges: number;
+    accepted: number;
+    replaced: number;
   }[];
   totals: { openBridges: number; accepted: number; refused: number; closed: number };
 }

@@ -11,6 +11,7 @@ import type { GatewayView } from "../../src/admin/view.ts";
 import { configJsonSchema } from "../../src/config/json-schema.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { REFUSAL_REASONS } from "../../src/policy/admission.ts";
+import { CLOSE_REASONS } from "../../src/proxy/close-reasons.ts";
 import { addCounters } from "../../src/proxy/listener.ts";
 import { ROOT } from "../support/cli.ts";
 
@@ -83,6 +84,9 @@ listeners:
   };
   return {
     listeners: () => [listener],
+    workers: () => [
+      { index: 0, threadId: 1, state: "serving", startedAt: Date.now(), open: 1, accepted: 1, replaced: 0 },
+    ],
     reloads: () => ({ applied: 1, rejected: 1, unchanged: 1 }),
     configAppliedAt: () => Date.now(),
   };
@@ -107,7 +111,7 @@ test("every metric /metrics exposes is in docs/configuration.md", async () => {
     reason: "client-closed",
     errors: [],
   });
-  const text = await metrics.registry.metrics();
+  const text = await metrics.text();
   const families = [...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1] ?? "");
   assert.ok(families.includes("tcpgate_connections_refused_total"));
   assert.deepEqual(undocumented(families), []);
@@ -132,12 +136,17 @@ test("every field GET /status answers is in docs/configuration.md", () => {
     ],
     shuttingDown: () => false,
   });
-  // Its keys are whatever resource types Node.js reports at the time.
-  const fields = fieldPaths(status, "", new Set(["process.activeResources"]));
+  // activeResources: whatever resource types Node.js reports at the time; closedBy: one
+  // count per end reason, each of which the test below finds documented.
+  const fields = fieldPaths(status, "", new Set(["process.activeResources", "listeners[].closedBy"]));
   assert.ok(fields.includes("listeners[].targets[].lastError"), "the walk reaches nested fields");
   assert.deepEqual(undocumented(fields), []);
 });
 
 test("every refusal reason is in docs/configuration.md", () => {
   assert.deepEqual(undocumented(REFUSAL_REASONS), []);
+});
+
+test("every way a bridge ends is in docs/configuration.md", () => {
+  assert.deepEqual(undocumented(CLOSE_REASONS), []);
 });
