@@ -7,6 +7,7 @@ import type { ListenerConfig } from "../config/runtime.ts";
 import { type FilterEndReason, filterBridge } from "./filter-stream.ts";
 import { forward } from "./forward.ts";
 import type { Inspector } from "./inspect.ts";
+import type { Stop } from "./stop.ts";
 
 export type EndReason =
   | "client-closed"
@@ -77,7 +78,7 @@ const KEEP_ALIVE_DELAY_MS = 60_000;
 
 let bridges = 0;
 
-export class Bridge {
+export class Bridge implements Stop {
   /** Unique in this process: a plan names bridges by it. */
   readonly id = ++bridges;
   /** Epoch ms, for the age a plan shows. */
@@ -87,8 +88,8 @@ export class Bridge {
   readonly clientPort: number;
   private readonly headerBytes: number;
   private readonly startedAt = performance.now();
-  /** Made when a stage or a dial asks for signal; most bridges are joined at once. */
-  private ended: AbortController | undefined;
+  /** Steps watching for the end while the bridge is not joined yet (see Stop). */
+  private watchers: (() => void)[] | undefined;
   private target: JoinedTarget | undefined;
   private readonly errors: string[] = [];
   private firstEnd: EndReason | undefined;
@@ -117,9 +118,21 @@ export class Bridge {
   }
 
   /** Aborted when the bridge ends before it is joined: whatever works towards joining it stops. */
-  get signal(): AbortSignal {
-    this.ended ??= new AbortController();
-    return this.ended.signal;
+  get signal(): Stop {
+    return this;
+  }
+
+  get aborted(): boolean {
+    return this.finished;
+  }
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    (this.watchers ??= []).push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const at = this.watchers?.indexOf(listener) ?? -1;
+    if (at >= 0) this.watchers?.splice(at, 1);
   }
 
   get done(): boolean {
@@ -264,8 +277,9 @@ export class Bridge {
     if (this.finished) return;
     this.finished = true;
     this.target?.release();
-    // Once joined, nothing waits on the signal any more.
-    if (!this.target) this.ended?.abort(ENDED);
+    const watchers = this.watchers;
+    this.watchers = undefined;
+    if (watchers) for (const stop of watchers) stop();
     clearTimeout(this.durationTimer);
     const target = this.target?.socket;
     const resetOther = reason === "client-reset" ? target : reason === "target-reset" ? this.client : undefined;
@@ -292,9 +306,6 @@ export class Bridge {
     );
   }
 }
-
-/** The abort reason: a shared value, as an AbortError made per bridge would capture a stack each time. */
-const ENDED = Object.freeze(new Error("the bridge ended"));
 
 // Socket handlers shared by every bridge: each socket carries its bridge, so a bridge
 // registers these instead of making a closure per event.

@@ -2,11 +2,12 @@
 // timeout of its own: a SYN into a black hole would wait for minutes.
 import { connect, type Socket } from "node:net";
 import type { HostPort } from "../config/address.ts";
+import type { Stop } from "./stop.ts";
 
 export type Connected = { readonly socket: Socket } | { readonly error: string };
 
 /** Resolves with the connected socket, or with the error code (ETIMEDOUT, ECONNREFUSED, aborted …). */
-export function connectOnce(address: HostPort, timeoutMs: number, signal?: AbortSignal): Promise<Connected> {
+export function connectOnce(address: HostPort, timeoutMs: number, signal?: Stop): Promise<Connected> {
   if (signal?.aborted) return Promise.resolve({ error: "aborted" });
   return new Promise((resolve) => {
     const socket = connect({ host: address.host, port: address.port, allowHalfOpen: true, noDelay: true });

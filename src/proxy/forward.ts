@@ -49,13 +49,23 @@ export function passOnEnd(from: Socket, to: Socket, onEnd: HalfClosed): void {
   // ends the bridge as a reset) and sends nothing on a live one. With writes pending,
   // their own failure reports the reset; the probe would only wait behind them.
   if (from.writableEnded || from.writableLength > 0) {
-    to.end();
+    endWriting(to);
     onEnd(from);
     return;
   }
   from.write(NOTHING, (error) => {
     if (error) return;
-    to.end();
+    endWriting(to);
     onEnd(from);
   });
+}
+
+/**
+ * Sends to its FIN. When to has sent its own FIN already and has nothing left to write,
+ * both directions are done: close(2) sends the FIN, so the shutdown(2) that end() makes
+ * first would be one system call per bridge for nothing.
+ */
+function endWriting(to: Socket): void {
+  if (to.readableEnded && to.writableLength === 0) to.destroy();
+  else to.end();
 }

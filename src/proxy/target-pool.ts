@@ -8,6 +8,7 @@ import { type Balance, BUILT_IN_DEFAULTS, type HealthCheck, type TargetConfig } 
 import type { Logger } from "../log.ts";
 import { createStrategy, type Strategy } from "./balance/index.ts";
 import { connectOnce } from "./dialer.ts";
+import type { Stop } from "./stop.ts";
 
 /** Passive back-off for a target marked down: 1 s, doubling up to 30 s between trials. */
 const BACKOFF_MIN_MS = 1_000;
@@ -111,7 +112,7 @@ export class TargetPool {
    * reload between two attempts is obeyed. clientKey is the client's address (source-hash).
    * An abort (the bridge ended) stops at once and gives back any count taken.
    */
-  async dial(clientKey: string, signal?: AbortSignal): Promise<Dialed> {
+  async dial(clientKey: string, signal?: Stop): Promise<Dialed> {
     const tried = new Set<TargetState>();
     const errors: string[] = [];
     for (;;) {

@@ -3,13 +3,14 @@
 // ClientHello as the client sent it. Bounded by the listener's connectTimeout.
 import type { Socket } from "node:net";
 import { ClientHelloReader } from "../client-hello-reader.ts";
+import type { Stop } from "../stop.ts";
 import { readPrefix } from "./read-prefix.ts";
 
 export type HelloOutcome =
   | { readonly ok: true; readonly serverName: string | undefined }
   | { readonly ok: false; readonly detail: string };
 
-export function peekClientHello(socket: Socket, timeoutMs: number, signal?: AbortSignal): Promise<HelloOutcome> {
+export function peekClientHello(socket: Socket, timeoutMs: number, signal?: Stop): Promise<HelloOutcome> {
   const reader = new ClientHelloReader();
   const seen: Buffer[] = [];
   return readPrefix<HelloOutcome>(

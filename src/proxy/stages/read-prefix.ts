@@ -3,6 +3,7 @@
 // decider did not take are put back (unshift) for the bridge to forward, in order and
 // unchanged. Bounded in time; stops when the client goes or the bridge ends.
 import type { Socket } from "node:net";
+import type { Stop } from "../stop.ts";
 
 export interface Verdict<T> {
   readonly verdict: T;
@@ -16,7 +17,7 @@ export type Stopped = "timeout" | "end" | "close" | "aborted";
 export function readPrefix<T>(
   socket: Socket,
   timeoutMs: number,
-  signal: AbortSignal | undefined,
+  signal: Stop | undefined,
   decide: (chunk: Buffer) => Verdict<T> | undefined,
   stopped: (why: Stopped) => T,
 ): Promise<T> {
