@@ -127,7 +127,8 @@ export class Bridge implements Stop {
   }
 
   addEventListener(_type: "abort", listener: () => void): void {
-    (this.watchers ??= []).push(listener);
+    if (this.watchers) this.watchers.push(listener);
+    else this.watchers = [listener];
   }
 
   removeEventListener(_type: "abort", listener: () => void): void {

@@ -6,6 +6,7 @@ import type { Socket } from "node:net";
 import { errorText, kindOf } from "../config/filter-load.ts";
 import type { FilterSetting } from "../config/runtime.ts";
 import { passOnEnd } from "./forward.ts";
+import { noteRead } from "./read-garbage.ts";
 
 /** How long a Promise a filter returned may take; then its bridge ends with filter-error. */
 export const FILTER_TIMEOUT_MS = 5_000;
@@ -117,6 +118,7 @@ class Direction {
     private readonly close: FilterHooks["close"],
   ) {
     from.on("data", (chunk: Buffer) => {
+      noteRead(chunk.length);
       if (this.waiting) this.queue.push(chunk);
       else this.run(chunk);
     });

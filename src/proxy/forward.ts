@@ -3,6 +3,7 @@
 // which side ended first. The handlers are shared by every bridge (each socket carries
 // its peer), so a direction costs no closure of its own.
 import type { Socket } from "node:net";
+import { noteRead } from "./read-garbage.ts";
 
 const NOTHING = Buffer.alloc(0);
 
@@ -27,6 +28,7 @@ export function forward(from: Socket, to: Socket, onEnd: HalfClosed): void {
 }
 
 function onData(this: Source, chunk: Buffer): void {
+  noteRead(chunk.length);
   if (!this[kTo].write(chunk)) this.pause();
 }
 
