@@ -37,14 +37,14 @@ function onDrain(this: Sink): void {
 }
 
 function onFin(this: Source): void {
-  passOnEnd(this, this[kTo], this[kHalfClosed]);
+  passOnEnd(this, this[kTo], this[kHalfClosed], closeOrEnd);
 }
 
 /**
  * Passes the FIN that ended from's reading on to to, once every byte before it was
  * handed to to.write().
  */
-export function passOnEnd(from: Socket, to: Socket, onEnd: HalfClosed): void {
+export function passOnEnd(from: Socket, to: Socket, onEnd: HalfClosed, endWriting = end): void {
   // libuv reports a reset that arrives behind unread data as a plain EOF (POLLHUP after
   // a partial read), so a truncated upload would reach the other side as a clean FIN. A
   // zero-byte write asks the kernel: it fails on a reset socket (the error event then
@@ -62,12 +62,18 @@ export function passOnEnd(from: Socket, to: Socket, onEnd: HalfClosed): void {
   });
 }
 
+function end(to: Socket): void {
+  to.end();
+}
+
 /**
  * Sends to its FIN. When to has sent its own FIN already and has nothing left to write,
  * both directions are done: close(2) sends the FIN, so the shutdown(2) that end() makes
- * first would be one system call per bridge for nothing.
+ * first would be one system call per bridge for nothing. Only where every byte to sent
+ * was written on the spot (not behind a filter's pending Promise, which closing to would
+ * cut short).
  */
-function endWriting(to: Socket): void {
+function closeOrEnd(to: Socket): void {
   if (to.readableEnded && to.writableLength === 0) to.destroy();
   else to.end();
 }
