@@ -20,6 +20,13 @@ before(() => {
   credentials = selfSigned();
 });
 
+/** One TLS server per tag, each closed by c when the test ends. */
+async function tlsTargets(c: ReturnType<typeof cleanup>, ...tags: string[]) {
+  const servers = await Promise.all(tags.map(tlsTarget));
+  for (const server of servers) c.add(server);
+  return servers;
+}
+
 /** A TLS server that sends "<tag>\n" once the handshake is done, then echoes. */
 async function tlsTarget(tag: string): Promise<{ address: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
@@ -99,8 +106,7 @@ describe("real TLS clients and servers", () => {
   test("exact names, one-label wildcards, any case; the default for the rest and for no name", BOUNDED, async (t) => {
     const c = cleanup();
     t.after(() => c.run());
-    const [db, apps, fallback] = await Promise.all(["db", "apps", "default"].map(tlsTarget));
-    for (const s of [db, apps, fallback]) c.add(s as { close(): Promise<void> });
+    const [db, apps, fallback] = await tlsTargets(c, "db", "apps", "default");
     const port = await freePort();
     c.add(
       await startGate(
@@ -126,8 +132,7 @@ describe("real TLS clients and servers", () => {
   test("each bridge's access-log line names its route and the server name the client sent", BOUNDED, async (t) => {
     const c = cleanup();
     t.after(() => c.run());
-    const [db, apps, fallback] = await Promise.all(["db", "apps", "default"].map(tlsTarget));
-    for (const s of [db, apps, fallback]) c.add(s as { close(): Promise<void> });
+    const [db, apps, fallback] = await tlsTargets(c, "db", "apps", "default");
     const port = await freePort();
     const gate = await startGate(
       config(port, [
@@ -170,8 +175,7 @@ describe("real TLS clients and servers", () => {
   test("openssl s_client -servername reaches the route for its name", BOUNDED, async (t) => {
     const c = cleanup();
     t.after(() => c.run());
-    const [db, other] = await Promise.all(["db", "other"].map(tlsTarget));
-    for (const s of [db, other]) c.add(s as { close(): Promise<void> });
+    const [db, other] = await tlsTargets(c, "db", "other");
     const port = await freePort();
     c.add(
       await startGate(
@@ -210,8 +214,7 @@ describe("real TLS clients and servers", () => {
     async (t) => {
       const c = cleanup();
       t.after(() => c.run());
-      const [first, second] = await Promise.all(["first", "second"].map(tlsTarget));
-      for (const s of [first, second]) c.add(s as { close(): Promise<void> });
+      const [first, second] = await tlsTargets(c, "first", "second");
       const port = await freePort();
       const adminPort = await freePort();
       const yaml = (target: string) =>
